@@ -1,0 +1,3 @@
+from selfinstruct.cli import main
+
+main()
