@@ -1,0 +1,115 @@
+"""Resolved settings: flags (and their env vars) over `selfinstruct.toml` over defaults."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from selfinstruct.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_FILE = "selfinstruct.toml"
+
+
+class Settings(BaseModel):
+    """How to reach the model and how hard to push it; shared by every model-calling stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api: Literal["chat", "completions"] = "chat"
+    concurrency: int = Field(8, ge=1, le=4096)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    retry_backoff: float = Field(1.0, ge=0, description="first retry delay in seconds")
+    max_consecutive_failures: int = Field(20, ge=1)
+    price_in: float | None = Field(None, ge=0, description="USD per million prompt tokens")
+    price_out: float | None = Field(None, ge=0, description="USD per million completion tokens")
+    max_requests: int | None = Field(None, ge=0)
+    max_cost: float | None = Field(None, ge=0)
+
+    def public(self) -> dict[str, Any]:
+        """The settings as saved in the manifest: never the API key."""
+        data = self.model_dump(mode="json", exclude={"api_key"})
+        data["api_key"] = "(set)" if self.api_key else "(not set)"
+        return data
+
+
+class GenerateSettings(BaseModel):
+    """Stage 1 knobs; defaults follow the method (METHOD.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: int = Field(8, ge=1, le=50)
+    machine_examples: int = Field(2, ge=0)
+    new_per_request: int = Field(7, ge=1, le=50)
+    rouge_threshold: float = Field(0.7, ge=0, le=1)
+    temperature: float | None = None
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    max_tokens: int = Field(1024, ge=16)
+    blacklist: list[str] | None = None
+
+    def sampling(self, api: str) -> dict[str, float]:
+        """The reference decoding for a base model; Alpaca's for chat models."""
+        base = (0.7, 0.5, 2.0) if api == "completions" else (1.0, 1.0, 0.0)
+        t, p, pp = base
+        return {
+            "temperature": t if self.temperature is None else self.temperature,
+            "top_p": p if self.top_p is None else self.top_p,
+            "presence_penalty": pp if self.presence_penalty is None else self.presence_penalty,
+        }
+
+
+class FileConfig(BaseModel):
+    """The shape of `selfinstruct.toml`: LLM settings at the top, one table per stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: dict[str, Any] = {}
+    generate: dict[str, Any] = {}
+
+
+def read_config_file(path: Path | None) -> FileConfig:
+    """Read --config, else ./selfinstruct.toml if present, else nothing."""
+    if path is None:
+        path = Path(CONFIG_FILE)
+        if not path.exists():
+            return FileConfig()
+    elif not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    llm = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    config: FileConfig = build(FileConfig, {"llm": llm, **tables}, str(path))
+    return config
+
+
+def build(model: type[Any], values: dict[str, Any], source: str) -> Any:
+    """Validate settings; the error names the source and the key."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{source}: setting '{key}': {err['msg']}") from None
+
+
+def resolve(
+    model: type[Any], flags: dict[str, Any], file_values: dict[str, Any], source: str
+) -> Any:
+    """Flags (already merged with env by the CLI) win over the file, the file over defaults."""
+    merged = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
+    return build(model, merged, f"{source} / command line")

@@ -1,0 +1,254 @@
+"""The model client: the only module that imports `openai`.
+
+Bounded concurrency, retries with backoff and Retry-After, a durable request cache, token and
+cost accounting, budget caps, and a failures file for requests that never succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from selfinstruct.cache import Completion, RequestCache
+from selfinstruct.config import Settings
+from selfinstruct.errors import BudgetExhausted, ConfigError, FatalAPIError
+from selfinstruct.models import Failure
+from selfinstruct.pool import JsonlAppender
+from selfinstruct.pricing import cost, price_for
+
+RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.APIResponseValidationError,
+    json.JSONDecodeError,
+)
+FATAL = {401: "the API key", 403: "the API key's permissions", 404: "--model and --base-url"}
+MAX_RETRY_AFTER = 120.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One model call: the body sent to the server and its cache key."""
+
+    key: str
+    stage: str
+    body: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    """What a stage spent; summed into the run manifest."""
+
+    requests: int = 0
+    cached: int = 0
+    retries: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, completion: Completion, prices: tuple[float, float] | None) -> None:
+        self.requests += 1
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        spent = cost(prices, completion.prompt_tokens, completion.completion_tokens)
+        self.cost = None if spent is None or self.cost is None else self.cost + spent
+
+
+class LLM:
+    """Sends requests for one stage; every response goes to the cache before it is returned."""
+
+    def __init__(
+        self, settings: Settings, cache: RequestCache, failures: JsonlAppender, stage: str
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.failures = failures
+        self.stage = stage
+        self.usage = Usage()
+        self.prices = price_for(settings.model, settings.price_in, settings.price_out)
+        self.client = make_client(settings)
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._in_flight = 0
+        self._consecutive_failures = 0
+        self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
+
+    def request(self, prompt: str, params: dict[str, Any], sample: int = 0, **meta: Any) -> Request:
+        """The body for the configured API; its key covers everything that shapes the reply."""
+        body: dict[str, Any] = {"model": self.settings.model, **params}
+        if self.settings.api == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        canonical = json.dumps(
+            {"api": self.settings.api, "body": body, "sample": sample}, sort_keys=True
+        )
+        key = hashlib.sha256(canonical.encode()).hexdigest()
+        return Request(key, self.stage, body, {"sample": sample, **meta})
+
+    async def complete(self, req: Request) -> Completion | None:
+        """The reply from the cache or the server; None if it failed after all retries."""
+        cached = self.cache.get(req.key)
+        if cached is not None:
+            self.usage.cached += 1
+            return cached
+        self.check_budget()
+        self._in_flight += 1
+        try:
+            async with self._slots:
+                return await self._with_retries(req)
+        finally:
+            self._in_flight -= 1
+
+    def check_budget(self) -> None:
+        s = self.settings
+        if s.max_requests is not None and self.usage.requests + self._in_flight >= s.max_requests:
+            raise BudgetExhausted(f"reached --max-requests {s.max_requests}")
+        if s.max_cost is not None and self.usage.cost is not None and self.usage.cost >= s.max_cost:
+            raise BudgetExhausted(f"reached --max-cost ${s.max_cost:.2f}")
+
+    async def _with_retries(self, req: Request) -> Completion | None:
+        attempts = self.settings.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                completion = await self._send(req)
+            except RETRYABLE as e:
+                self._count_error(e)
+                if attempt + 1 < attempts:
+                    self.usage.retries += 1
+                    await asyncio.sleep(self._delay(e, attempt))
+                    continue
+                self._give_up(req, e, attempts)
+                return None
+            except openai.APIStatusError as e:
+                self._count_error(e)
+                if e.status_code in FATAL:
+                    raise FatalAPIError(self._fatal_message(e)) from None
+                self._give_up(req, e, attempt + 1)
+                return None
+            self._consecutive_failures = 0
+            self.cache.put(req.key, req.stage, {"body": req.body, "meta": req.meta}, completion)
+            self.usage.add(completion, self.prices)
+            return completion
+        raise AssertionError("unreachable")
+
+    async def _send(self, req: Request) -> Completion:
+        if self.settings.api == "chat":
+            chat = await self.client.chat.completions.create(**req.body)
+            choice = chat.choices[0]
+            text, reason, usage = choice.message.content or "", choice.finish_reason, chat.usage
+        else:
+            comp = await self.client.completions.create(**req.body)
+            cchoice = comp.choices[0]
+            text, reason, usage = cchoice.text, cchoice.finish_reason, comp.usage
+        return Completion(
+            text=text,
+            finish_reason=str(reason or "stop"),
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    def _delay(self, error: BaseException, attempt: int) -> float:
+        """Retry-After when the server sends it, else exponential backoff with full jitter."""
+        hinted = retry_after(error)
+        if hinted is not None:
+            return min(hinted, MAX_RETRY_AFTER)
+        ceiling = min(self.settings.retry_backoff * 2**attempt, MAX_RETRY_AFTER)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _count_error(self, error: BaseException) -> None:
+        name = describe(error)
+        self.usage.errors[name] = self.usage.errors.get(name, 0) + 1
+
+    def _give_up(self, req: Request, error: BaseException, attempts: int) -> None:
+        self.usage.failed += 1
+        self._consecutive_failures += 1
+        message = self.redact(f"{describe(error)}: {error}")
+        self.failures.append(
+            Failure(
+                stage=req.stage, request=req.key, error=message, attempts=attempts, time=time.time()
+            )
+        )
+        if self._consecutive_failures >= self.settings.max_consecutive_failures:
+            raise FatalAPIError(
+                f"{self._consecutive_failures} consecutive requests failed, the last with "
+                f"{message} from {self.base_url}; the pool is saved, re-run to continue"
+            )
+
+    def _fatal_message(self, error: openai.APIStatusError) -> str:
+        detail = self.redact(server_message(error))
+        return (
+            f"{error.status_code} from {self.base_url}: {detail}; "
+            f"check {FATAL[error.status_code]} (OPENAI_API_KEY / --api-key, --base-url, --model)"
+        )
+
+    @property
+    def base_url(self) -> str:
+        return str(self.client.base_url).rstrip("/")
+
+    def redact(self, text: str) -> str:
+        """Never let the key, or a server's echo of part of it, reach a log or a file."""
+        if self._secret:
+            text = text.replace(self._secret, "[redacted]")
+        return re.sub(r"sk-[A-Za-z0-9_\-*]{3,}", "sk-[redacted]", text)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def make_client(settings: Settings) -> openai.AsyncOpenAI:
+    """Local servers take any key; OpenAI itself needs one."""
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    if not key:
+        if settings.base_url is None:
+            raise ConfigError(
+                "no API key found - set OPENAI_API_KEY or pass --api-key "
+                "(for a local server, pass --base-url http://localhost:8000/v1)"
+            )
+        key = "not-needed"
+    return openai.AsyncOpenAI(
+        api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0
+    )
+
+
+def retry_after(error: BaseException) -> float | None:
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+def describe(error: BaseException) -> str:
+    status = getattr(error, "status_code", None)
+    return f"HTTP {status}" if status else type(error).__name__
+
+
+def server_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error", {})
+        if isinstance(message, dict):
+            message = message.get("message")
+        if message:
+            return str(message)
+    return str(error.message)

@@ -1,0 +1,55 @@
+"""The run manifest (`run.json`): resolved settings, versions, prompt hashes, counters, usage."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict
+from importlib import metadata
+from typing import Any
+
+from selfinstruct.llm import Usage
+from selfinstruct.pool import Pool, write_atomic
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in ("selfinstruct", "openai", "rouge-score", "typer", "pydantic"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def load(pool: Pool) -> dict[str, Any]:
+    if not pool.manifest.exists():
+        return {"stages": {}}
+    try:
+        data: dict[str, Any] = json.loads(pool.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"stages": {}}
+    data.setdefault("stages", {})
+    return data
+
+
+def record_stage(pool: Pool, stage: str, entry: dict[str, Any], usage: Usage | None) -> None:
+    """Save this run of a stage; token usage also accumulates across runs under `totals`."""
+    data = load(pool)
+    previous = data["stages"].get(stage, {})
+    totals: dict[str, Any] = dict(previous.get("totals", {}))
+    if usage is not None:
+        for name, value in asdict(usage).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                totals[name] = round(totals.get(name, 0) + value, 6)
+        if usage.cost is None:
+            totals["cost"] = None
+    data["versions"] = versions()
+    data["stages"][stage] = {
+        **entry,
+        "usage": asdict(usage) if usage else None,
+        "totals": totals,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")

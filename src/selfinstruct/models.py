@@ -1,0 +1,98 @@
+"""Pydantic models of every record that crosses a file boundary."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Lowercase and collapse whitespace: the identity of an instruction."""
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+def stable_id(prefix: str, text: str) -> str:
+    """A short id derived from the normalised text, the same on every machine and run."""
+    return f"{prefix}-{hashlib.sha256(normalize(text).encode()).hexdigest()[:16]}"
+
+
+class Record(BaseModel):
+    """A pool record: unknown keys are ignored so newer pools stay readable."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Instance(Record):
+    input: str = ""
+    output: str
+
+
+class SeedTask(Record):
+    """A seed task in the reference schema."""
+
+    id: str
+    name: str = ""
+    instruction: str
+    instances: list[Instance] = Field(min_length=1)
+    is_classification: bool | None = None
+
+    @field_validator("instruction")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class AlpacaSeed(Record):
+    """A seed task as an Alpaca-style line."""
+
+    instruction: str
+    input: str = ""
+    output: str
+
+    def to_seed(self) -> SeedTask:
+        return SeedTask(
+            id=stable_id("seed", self.instruction),
+            instruction=self.instruction,
+            instances=[Instance(input=self.input, output=self.output)],
+        )
+
+
+class Similar(Record):
+    instruction: str
+    score: float
+
+
+class MachineInstruction(Record):
+    """An accepted machine-generated instruction."""
+
+    id: str
+    instruction: str
+    most_similar: list[Similar] = []
+    request: str
+    round: int
+
+
+class RejectedInstruction(Record):
+    """A generated candidate that a filter dropped, with the reason."""
+
+    id: str
+    instruction: str
+    reason: str
+    detail: str = ""
+    request: str
+
+
+class Failure(Record):
+    """A request that still failed after its retries."""
+
+    stage: str
+    request: str
+    error: str
+    attempts: int
+    time: float

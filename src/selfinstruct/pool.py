@@ -1,0 +1,239 @@
+"""All JSONL I/O: append-only, fsync'd pool files, torn-line repair, the pool lock, seed loading."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from selfinstruct.errors import ConfigError, CorruptPoolError, InputError, PoolLockedError
+from selfinstruct.models import AlpacaSeed, SeedTask
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line; bad lines raise InputError."""
+    with open(path, "rb") as fp:
+        for lineno, raw in enumerate(fp, start=1):
+            if raw.strip():
+                yield lineno, parse_line(raw, path, lineno)
+
+
+def parse_line(raw: bytes, path: Path, lineno: int) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} line {lineno}: not valid UTF-8 (byte {e.start + 1})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(
+            f"{path} line {lineno}: invalid JSON: {e.msg} (column {e.colno})"
+        ) from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def read_models(path: Path, model: type[M]) -> Iterator[M]:
+    """Read a pool file as validated records; a bad record names file, line and field."""
+    for lineno, obj in iter_jsonl(path):
+        yield validate(model, obj, path, lineno)
+
+
+def validate(model: type[M], obj: dict[str, Any], path: Path, lineno: int) -> M:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(record)"
+        raise InputError(f"{path} line {lineno}: field '{field}': {err['msg']}") from None
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (a write interrupted by a crash); returns the bytes removed.
+
+    The fragment is kept in `<file>.torn` so nothing on disk is ever silently lost.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "r+b") as fp:
+        size = fp.seek(0, os.SEEK_END)
+        fp.seek(max(0, size - 1))
+        if fp.read(1) == b"\n":
+            return 0
+        fp.seek(0)
+        data = fp.read()
+        keep = data.rfind(b"\n") + 1
+        fragment = data[keep:]
+        with open(path.with_name(path.name + ".torn"), "ab") as torn:
+            torn.write(fragment + b"\n")
+            torn.flush()
+            os.fsync(torn.fileno())
+        fp.truncate(keep)
+        fp.flush()
+        os.fsync(fp.fileno())
+    print(
+        f"Repaired {path}: removed a torn last line ({len(fragment)} bytes, kept in "
+        f"{path.name}.torn) left by an interrupted run.",
+        file=sys.stderr,
+    )
+    return len(fragment)
+
+
+class JsonlAppender:
+    """Appends one record per line; each line is flushed and fsync'd before the call returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fp: IO[bytes] | None = None
+
+    def append(self, record: BaseModel | dict[str, Any]) -> None:
+        if self._fp is None:
+            self._fp = open(self.path, "ab")  # noqa: SIM115 - held open across appends
+        data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
+        self._fp.write(json.dumps(data, ensure_ascii=False).encode() + b"\n")
+        self._fp.flush()
+        os.fsync(self._fp.fileno())
+
+    def close(self) -> None:
+        if self._fp is not None:
+            self._fp.close()
+            self._fp = None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file in one step, so readers see the old or the new content, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fp:
+        fp.write(text)
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.replace(tmp, path)
+
+
+class PoolLock:
+    """An exclusive flock on `<pool>/.lock`; the kernel frees it if the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise PoolLockedError(
+                    f"the pool {self.path.parent} is in use by another selfinstruct run "
+                    f"({holder}); wait for it to finish or use another --pool"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.write(fd, f"pid {os.getpid()}, started {stamp}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Pool:
+    """The directory that holds a run's data; every stage reads and appends here."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.seeds = root / "seeds.jsonl"
+        self.instructions = root / "instructions.jsonl"
+        self.rejected = root / "rejected_instructions.jsonl"
+        self.failures = root / "failures.jsonl"
+        self.cache = root / "cache.sqlite"
+        self.manifest = root / "run.json"
+        self.lock = PoolLock(root / ".lock")
+
+    def jsonl_files(self) -> list[Path]:
+        return sorted(self.root.glob("*.jsonl"))
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Pool]:
+        """Create the pool, take its lock and repair torn lines; release on exit."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot create the pool directory {self.root}: {e.strerror}"
+            ) from None
+        self.lock.acquire()
+        try:
+            for path in self.jsonl_files():
+                repair_tail(path)
+            yield self
+        finally:
+            self.lock.release()
+
+    def read(self, path: Path, model: type[M]) -> Iterator[M]:
+        """Records of one pool file (none if it does not exist yet)."""
+        if not path.exists():
+            return iter(())
+        try:
+            return read_models(path, model)
+        except InputError as e:
+            raise CorruptPoolError(str(e)) from None
+
+
+def load_seeds(path: Path) -> list[SeedTask]:
+    """Read a seed file in the reference schema or Alpaca style; errors name file, line, field."""
+    if not path.is_file():
+        raise InputError(f"{path}: seed file not found")
+    seeds: list[SeedTask] = []
+    ids: dict[str, int] = {}
+    for lineno, obj in iter_jsonl(path):
+        model: type[SeedTask] | type[AlpacaSeed] = SeedTask if "instances" in obj else AlpacaSeed
+        parsed = validate(model, obj, path, lineno)
+        seed = parsed.to_seed() if isinstance(parsed, AlpacaSeed) else parsed
+        if seed.id in ids:
+            raise InputError(
+                f"{path} line {lineno}: field 'id': duplicate of line {ids[seed.id]} ({seed.id!r})"
+            )
+        ids[seed.id] = lineno
+        seeds.append(seed)
+    if not seeds:
+        raise InputError(f"{path}: no seed tasks (the file is empty)")
+    return seeds
+
+
+def pool_seeds(pool: Pool, seeds_path: Path | None) -> list[SeedTask]:
+    """The pool's seed tasks: stored on first use, so later runs and stages need no --seeds."""
+    stored = list(pool.read(pool.seeds, SeedTask)) if pool.seeds.exists() else None
+    if seeds_path is None:
+        if stored is None:
+            raise ConfigError(f"the pool {pool.root} has no seed tasks yet; pass --seeds FILE")
+        return stored
+    seeds = load_seeds(seeds_path)
+    if stored is not None and [s.instruction for s in stored] != [s.instruction for s in seeds]:
+        raise ConfigError(
+            f"the pool {pool.root} was started from other seed tasks than {seeds_path}; "
+            "pass the same --seeds (or none) to continue it, or use a new --pool"
+        )
+    return seeds
+
+
+def store_seeds(pool: Pool, seeds: list[SeedTask]) -> None:
+    if not pool.seeds.exists():
+        lines = (json.dumps(s.model_dump(mode="json"), ensure_ascii=False) for s in seeds)
+        write_atomic(pool.seeds, "".join(line + "\n" for line in lines))

@@ -1,0 +1,325 @@
+"""Stage 1: bootstrap new instructions from seeds and the machine pool (METHOD.md, stage 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from selfinstruct import manifest
+from selfinstruct.cache import Completion, Counters, RequestCache
+from selfinstruct.config import GenerateSettings, Settings
+from selfinstruct.errors import BudgetExhausted, SelfInstructError
+from selfinstruct.filters import BLACKLIST, InstructionFilter
+from selfinstruct.llm import LLM, Request, Usage
+from selfinstruct.models import (
+    MachineInstruction,
+    RejectedInstruction,
+    SeedTask,
+    Similar,
+    stable_id,
+)
+from selfinstruct.parsing import continuation, parse_numbered
+from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
+from selfinstruct.prompts import Template, load_template
+from selfinstruct.similarity import RougeIndex
+
+STAGE = "generate"
+BARREN_LIMIT = 50  # responses in a row with nothing new: the model or prompt is not working
+
+
+@dataclass
+class GenerateReport:
+    target: int
+    before: int
+    accepted: int = 0
+    candidates: int = 0
+    replayed: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    stopped: str | None = None
+    elapsed: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def total(self) -> int:
+        return self.before + self.accepted
+
+
+class Generator:
+    """Owns the in-memory view of the pool; novelty is decided here, one candidate at a time."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        seeds: list[SeedTask],
+        llm: LLM,
+        settings: GenerateSettings,
+        template: Template,
+        seed: int,
+        on_accept: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.pool, self.llm, self.settings, self.template = pool, llm, settings, template
+        self.seed, self.on_accept = seed, on_accept
+        self.seed_texts = [s.instruction for s in seeds]
+        self.check = InstructionFilter(
+            settings.blacklist if settings.blacklist is not None else BLACKLIST
+        )
+        self.index = RougeIndex(settings.rouge_threshold)
+        for text in self.seed_texts:
+            self.index.add(text)
+        self.machine: list[str] = []
+        self.owner: dict[str, str] = {}  # instruction id -> request key that produced it
+        for rec in pool.read(pool.instructions, MachineInstruction):
+            self.machine.append(rec.instruction)
+            self.owner[rec.id] = rec.request
+            self.index.add(rec.instruction)
+        self.reject_ids = {r.id for r in pool.read(pool.rejected, RejectedInstruction)}
+        self.accepted_out = JsonlAppender(pool.instructions)
+        self.rejected_out = JsonlAppender(pool.rejected)
+        self.rounds = Counters(llm.cache)
+        self.barren = 0
+
+    def prompt(self, round_no: int) -> tuple[str, int, int]:
+        rng = random.Random(f"{self.seed}:{round_no}")
+        return build_prompt(rng, self.seed_texts, self.machine, self.settings, self.template)
+
+    def params(self, last: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"max_tokens": self.settings.max_tokens}
+        params.update(self.settings.sampling(self.llm.settings.api))
+        if self.llm.settings.api == "completions":
+            stop_at = last + 1
+            params["stop"] = [f"\n{stop_at}", f"{stop_at}.", f"{stop_at} ."]
+        return params
+
+    async def one_round(self) -> tuple[Request, Completion | None]:
+        round_no = self.rounds.take("generate.round")
+        text, first, last = self.prompt(round_no)
+        req = self.llm.request(text, self.params(last), sample=round_no, first=first)
+        return req, await self.llm.complete(req)
+
+    def apply(self, req: Request, completion: Completion, report: GenerateReport) -> None:
+        """Parse a response and decide on each candidate; mark the response used."""
+        first = int(req.meta["first"])
+        text = continuation(completion.text, first, self.llm.settings.api)
+        items = parse_numbered(text, first, truncated=completion.finish_reason == "length")
+        before = report.accepted
+        for i, item in enumerate(items):
+            if report.total >= report.target:
+                break
+            self.consider(item, req.key, int(req.meta["sample"]), i, report)
+        self.llm.cache.mark_applied(req.key)
+        self.barren = 0 if report.accepted > before or not items else self.barren + 1
+        if self.barren >= BARREN_LIMIT:
+            raise SelfInstructError(
+                f"the last {BARREN_LIMIT} responses gave no new instruction (see the reasons in "
+                f"{self.pool.rejected}); check the model and the prompt template"
+            )
+
+    def consider(self, text: str, key: str, round_no: int, i: int, report: GenerateReport) -> None:
+        cid = stable_id("i", text)
+        rid = f"r-{key[:16]}-{i}"
+        if self.owner.get(cid) == key or rid in self.reject_ids:
+            return  # already recorded before the run stopped: a replayed response
+        report.candidates += 1
+        verdict = self.check(text)
+        if verdict is None:
+            score, best = self.index.best_match(text)
+            if score > self.settings.rouge_threshold:
+                verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
+        if verdict is not None:
+            self.reject(rid, text, verdict, key, report)
+            return
+        similar = [
+            Similar(instruction=self.index.text(j), score=round(score, 4))
+            for j, score in self.index.most_similar(text, 10)
+        ]
+        self.index.add(text)
+        self.machine.append(text)
+        self.owner[cid] = key
+        self.accepted_out.append(
+            MachineInstruction(
+                id=cid, instruction=text, most_similar=similar, request=key, round=round_no
+            )
+        )
+        report.accepted += 1
+        self.on_accept(1)
+
+    def reject(
+        self, rid: str, text: str, verdict: tuple[str, str], key: str, report: GenerateReport
+    ) -> None:
+        reason, detail = verdict
+        self.rejected_out.append(
+            RejectedInstruction(id=rid, instruction=text, reason=reason, detail=detail, request=key)
+        )
+        self.reject_ids.add(rid)
+        report.rejected[reason] += 1
+
+    def wanted(self, in_flight: int, report: GenerateReport) -> bool:
+        """Launch another request only while the ones in flight cannot cover the target."""
+        remaining = report.target - report.total
+        done = max(1, self.llm.usage.requests + self.llm.usage.cached)
+        per_request = max(1.0, report.accepted / done if report.accepted else 3.0)
+        return remaining > 0 and in_flight * per_request < remaining
+
+    async def run(self, target: int) -> GenerateReport:
+        report = GenerateReport(target=target, before=len(self.machine), usage=self.llm.usage)
+        started = time.monotonic()
+        try:
+            for pending in self.llm.cache.pending(STAGE):
+                if report.total < target:
+                    req = Request(
+                        pending.key, STAGE, pending.request["body"], pending.request["meta"]
+                    )
+                    self.apply(req, pending.completion, report)
+                    report.replayed += 1
+            await self.loop(report)
+        finally:
+            report.elapsed = time.monotonic() - started
+            self.accepted_out.close()
+            self.rejected_out.close()
+        return report
+
+    async def loop(self, report: GenerateReport) -> None:
+        tasks: set[asyncio.Task[tuple[Request, Completion | None]]] = set()
+        concurrency = self.llm.settings.concurrency
+        try:
+            while True:
+                while (
+                    report.stopped is None
+                    and len(tasks) < concurrency
+                    and self.wanted(len(tasks), report)
+                ):
+                    tasks.add(asyncio.create_task(self.one_round()))
+                if not tasks:
+                    return
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    self.finish(task, report)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def finish(
+        self, task: asyncio.Task[tuple[Request, Completion | None]], report: GenerateReport
+    ) -> None:
+        try:
+            req, completion = task.result()
+        except BudgetExhausted as e:
+            report.stopped = str(e)
+            return
+        if completion is not None and report.total < report.target:
+            self.apply(req, completion, report)
+
+
+def build_prompt(
+    rng: random.Random,
+    seed_texts: list[str],
+    machine: list[str],
+    settings: GenerateSettings,
+    template: Template,
+) -> tuple[str, int, int]:
+    """A few-shot prompt: (text, first new number, last new number).
+
+    `min(machine_examples, |machine|)` examples come from the machine pool and the rest from the
+    seeds, shuffled and numbered; the model continues the numbering.
+    """
+    n_machine = min(settings.machine_examples, len(machine), settings.examples)
+    n_seed = min(settings.examples - n_machine, len(seed_texts))
+    examples = rng.sample(machine, n_machine) + rng.sample(seed_texts, n_seed)
+    rng.shuffle(examples)
+    listing = "\n".join(f"{i}. {' '.join(text.split())}" for i, text in enumerate(examples, 1))
+    first, last = len(examples) + 1, len(examples) + settings.new_per_request
+    text = template.render(
+        examples=listing, next=first, last=last, count=len(examples), new=settings.new_per_request
+    )
+    return text, first, last
+
+
+@dataclass
+class GenerateJob:
+    """Everything `selfinstruct generate` resolved from flags, env and config."""
+
+    pool: Pool
+    seeds: Path | None
+    target: int
+    llm: Settings
+    stage: GenerateSettings
+    prompts: Path | None
+    seed: int
+    progress: bool = True
+
+
+def generate(job: GenerateJob) -> GenerateReport:
+    """Run stage 1 until the machine pool holds `job.target` instructions (or a cap stops it)."""
+    template = load_template(f"generate_{job.llm.api}", job.prompts)
+    pool = job.pool
+    with pool.writing():
+        seeds = pool_seeds(pool, job.seeds)
+        have = sum(1 for _ in pool.read(pool.instructions, MachineInstruction))
+        if have >= job.target:
+            return GenerateReport(target=job.target, before=have)
+        cache = RequestCache(pool.cache)
+        failures = JsonlAppender(pool.failures)
+        try:
+            llm = LLM(job.llm, cache, failures, STAGE)
+            store_seeds(pool, seeds)
+            return run_and_record(
+                job, Generator(pool, seeds, llm, job.stage, template, job.seed), template
+            )
+        finally:
+            failures.close()
+            cache.close()
+
+
+def run_and_record(job: GenerateJob, gen: Generator, template: Template) -> GenerateReport:
+    entry: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": job.llm.public(),
+        "generate": job.stage.model_dump(mode="json"),
+        "seed": job.seed,
+        "target": job.target,
+        "prompts": {template.name: template.sha256},
+        "outcome": "running",
+    }
+    report = GenerateReport(target=job.target, before=len(gen.machine))
+    bar = tqdm(total=job.target, initial=report.before, unit="instr", disable=not job.progress)
+    gen.on_accept = bar.update
+    try:
+        report = asyncio.run(run_async(gen, job.target))
+        entry["outcome"] = f"stopped: {report.stopped}" if report.stopped else "done"
+        return report
+    except BaseException as e:
+        entry["outcome"] = f"error: {gen.llm.redact(str(e)) or type(e).__name__}"
+        raise
+    finally:
+        bar.close()
+        entry["counters"] = {
+            "accepted": report.accepted,
+            "candidates": report.candidates,
+            "rejected": dict(report.rejected),
+            "pool": report.total,
+        }
+        manifest.record_stage(job.pool, STAGE, entry, gen.llm.usage)
+
+
+async def run_async(gen: Generator, target: int) -> GenerateReport:
+    try:
+        return await gen.run(target)
+    finally:
+        await gen.llm.aclose()
+
+
+def sample_prompt(
+    seeds: list[SeedTask], settings: GenerateSettings, template: Template, seed: int
+) -> str:
+    """The first round's prompt (no machine instructions yet), for --dry-run."""
+    texts = [s.instruction for s in seeds]
+    return build_prompt(random.Random(f"{seed}:0"), texts, [], settings, template)[0]
