@@ -45,7 +45,8 @@ def load_template(name: str, directory: Path | None = None) -> Template:
     if directory is not None and not path.exists():
         path = default_dir() / f"{name}.txt"
     try:
-        text = path.read_text(encoding="utf-8")
+        # Editors end files with a newline; a base model must continue right after "9.".
+        text = path.read_text(encoding="utf-8").removesuffix("\n")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read prompt template: {e}") from None
     check_fields(name, path, text)

@@ -1,0 +1,41 @@
+"""Generate the README's CLI reference from `--help`: `python tests/readme_cli.py --write`."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from selfinstruct.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCK = re.compile(r"(<!-- cli-reference:[^\n]*-->\n)(.*?)(<!-- end cli-reference -->)", re.DOTALL)
+ENV = {"COLUMNS": "100", "TERMINAL_WIDTH": "100", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def help_text(args: list[str]) -> str:
+    result = CliRunner(env=ENV).invoke(app, [*args, "--help"], prog_name="selfinstruct")
+    assert result.exit_code == 0, result.output
+    return "\n".join(line.rstrip() for line in result.output.strip().splitlines())
+
+
+def reference() -> str:
+    commands = sorted(c.name or "" for c in app.registered_commands)
+    parts = [f"```\n$ selfinstruct --help\n{help_text([])}\n```\n"]
+    for name in commands:
+        parts.append(f"```\n$ selfinstruct {name} --help\n{help_text([name])}\n```\n")
+    return "\n".join(parts)
+
+
+def render(readme: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + reference() + m.group(3), readme)
+
+
+if __name__ == "__main__":
+    text = README.read_text(encoding="utf-8")
+    if "--write" in sys.argv:
+        README.write_text(render(text), encoding="utf-8")
+    else:
+        print(reference())

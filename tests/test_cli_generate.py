@@ -1,0 +1,322 @@
+"""`selfinstruct generate` end to end: the real client over HTTP against the fake server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from fakeserver import FakeOpenAI, numbered_reply
+from selfinstruct.cli import app
+from selfinstruct.pool import Pool
+
+KEY = "sk-test"
+SEED_TEXTS = [
+    "Suggest a name for a bakery that specializes in sourdough bread.",
+    "Explain how a bicycle gear system makes climbing hills easier.",
+    "Give three tips for keeping houseplants alive during winter.",
+    "Classify the following sentence as a question or a statement.",
+    "Translate the phrase below into Spanish.",
+    "Summarize the main argument of the paragraph in one sentence.",
+    "Compose a short thank-you note to a neighbour who watered my garden.",
+    "List the planets of the solar system in order of distance from the sun.",
+    "Convert the temperature from Celsius to Fahrenheit and show your work.",
+    "Recommend a weekend routine for someone who wants to read more books.",
+]
+MakeServer = Callable[..., FakeOpenAI]
+REJECTS = Path("data/rejected_instructions.jsonl")
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    path = tmp_path / "seeds.jsonl"
+    lines = [json.dumps({"instruction": t, "input": "", "output": "ok"}) for t in SEED_TEXTS]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(tmp_path: Path) -> None:
+    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 4\n")
+
+
+def run(server: FakeOpenAI | None, *args: str, key: str | None = KEY) -> Result:
+    argv = ["generate", "--no-progress", *args]
+    if server is not None:
+        argv += ["--base-url", server.base_url]
+    env = {"OPENAI_API_KEY": key} if key else {}
+    return CliRunner(env=env).invoke(app, argv, catch_exceptions=False)
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def prompt_of(body: dict[str, Any]) -> str:
+    return str(body["messages"][-1]["content"] if "messages" in body else body["prompt"])
+
+
+def test_generates_the_target_and_reports(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    result = run(server, "--seeds", str(seeds), "-n", "25", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    records = lines(Path("data/instructions.jsonl"))
+    assert len(records) == 25 and len({r["id"] for r in records}) == 25
+    assert all(len(r["most_similar"]) <= 10 and r["most_similar"] for r in records)
+    assert "generate: done" in result.stdout
+    assert re.search(r"pool\s+25 / 25 machine instructions \(\+25\)", result.stdout)
+    rejects = lines(Path("data/rejected_instructions.jsonl"))
+    assert re.search(rf"rejected\s+{len(rejects)}\b", result.stdout)
+    for reason in {r["reason"] for r in rejects}:
+        count = sum(r["reason"] == reason for r in rejects)
+        assert re.search(rf"{reason}\s+{count}\b", result.stdout)
+    sent = len(server.completed())
+    assert re.search(rf"requests\s+{sent} sent, 0 from cache, 0 failed", result.stdout)
+    manifest = json.loads(Path("data/run.json").read_text())["stages"]["generate"]
+    assert manifest["outcome"] == "done" and manifest["seed"] == 7
+    assert manifest["usage"]["requests"] == sent and manifest["counters"]["accepted"] == 25
+
+
+def test_prompts_show_eight_examples_six_seed_two_machine(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    server = make_server()
+    assert run(server, "--seeds", str(seeds), "-n", "30", "--concurrency", "1").exit_code == 0
+    machine = {r["instruction"] for r in lines(Path("data/instructions.jsonl"))}
+    prompts = [prompt_of(b) for b in server.bodies()]
+    for i, prompt in enumerate(prompts):
+        examples = re.findall(r"^(\d+)\. (.*)$", prompt, re.MULTILINE)
+        assert [int(n) for n, _ in examples] == list(range(1, 9))
+        from_machine = sum(text in machine for _, text in examples)
+        from_seeds = sum(text in SEED_TEXTS for _, text in examples)
+        assert from_machine + from_seeds == 8
+        assert from_machine == (0 if i == 0 else 2), prompt
+        assert "numbered 9 to 15" in prompt
+
+
+def test_completions_api_prompt_ends_with_the_next_number(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    server = make_server()
+    result = run(server, "--seeds", str(seeds), "-n", "10", "--api", "completions")
+    assert result.exit_code == 0, result.output
+    body = server.bodies()[0]
+    assert body["prompt"].endswith("\n9.") and body["stop"] == ["\n16", "16.", "16 ."]
+    assert (body["temperature"], body["top_p"], body["presence_penalty"]) == (0.7, 0.5, 2.0)
+    assert len(lines(Path("data/instructions.jsonl"))) == 10
+
+
+def test_rerun_same_target_does_nothing_and_larger_continues(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    server = make_server()
+    assert run(server, "--seeds", str(seeds), "-n", "12").exit_code == 0
+    first = Path("data/instructions.jsonl").read_text()
+    sent = len(server.requests)
+    again = run(server, "-n", "12")
+    assert again.exit_code == 0 and "Nothing to do" in again.stdout
+    assert len(server.requests) == sent
+    more = run(server, "-n", "30")
+    assert more.exit_code == 0, more.output
+    text = Path("data/instructions.jsonl").read_text()
+    assert text.startswith(first)
+    ids = [r["id"] for r in lines(Path("data/instructions.jsonl"))]
+    assert len(ids) == 30 and len(set(ids)) == 30
+
+
+def test_responses_beyond_the_target_are_used_by_the_next_run(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    server = make_server(latency=0.05)
+    assert run(server, "--seeds", str(seeds), "-n", "10", "--concurrency", "4").exit_code == 0
+    sent = len(server.completed())
+    records = lines(Path("data/instructions.jsonl")) + lines(
+        Path("data/rejected_instructions.jsonl")
+    )
+    used = len({r["request"] for r in records})
+    assert sent > used  # requests still in flight when the target was reached
+    result = run(server, "-n", "60")
+    assert result.exit_code == 0, result.output
+    reused = re.search(r"\((\d+) responses reused from the cache\)", result.stdout)
+    assert reused is not None and int(reused.group(1)) == sent - used
+
+
+def test_truncated_reply_loses_only_its_last_item(make_server: MakeServer, seeds: Path) -> None:
+    items = [
+        "Describe the smell of rain to someone who has never experienced it.",
+        "Outline a polite way to decline a wedding invitation from a coworker.",
+        "Estimate how many tennis balls fit inside a standard school bus.",
+    ]
+    server = make_server(reply=numbered_reply(items))
+    server.script("length")
+    result = run(server, "--seeds", str(seeds), "-n", "1", "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    assert lines(Path("data/instructions.jsonl"))[0]["instruction"] == items[0]
+
+
+def test_faults_that_recover(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server(hang_seconds=2.0)
+    server.script("429", "500", "503", "drop", "malformed", "hang")
+    result = run(server, "--seeds", str(seeds), "-n", "5", "--concurrency", "1", "--timeout", "0.5")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"retries\s+6\b", result.stdout)
+    assert re.search(r"0 failed", result.stdout)
+    assert len(lines(Path("data/instructions.jsonl"))) == 5
+
+
+def test_faults_that_do_not_recover_stop_with_the_pool_saved(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    server = make_server(fault_rate=1.0, fault_kinds=["503"])
+    result = run(server, "--seeds", str(seeds), "-n", "5", "--max-retries", "1")
+    assert result.exit_code == 1
+    assert "Error: 4 consecutive requests failed, the last with HTTP 503" in result.stderr
+    assert "the pool is saved, re-run to continue" in result.stderr
+    failures = lines(Path("data/failures.jsonl"))
+    assert len(failures) >= 4 and all(f["attempts"] == 2 for f in failures)
+    manifest = json.loads(Path("data/run.json").read_text())["stages"]["generate"]
+    assert manifest["outcome"].startswith("error: 4 consecutive requests failed")
+
+
+def test_wrong_key_fails_fast_without_leaking_it(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    secret = "sk-wrong-secret-value-123"
+    result = run(server, "--seeds", str(seeds), "-n", "5", key=secret)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 401 from http://127.0.0.1:")
+    assert "check the API key" in result.stderr
+    assert len(server.requests) <= 8  # no retries of a 401
+    for path in [*Path("data").iterdir()]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert secret not in result.output
+
+
+def test_key_never_written(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    assert run(server, "--seeds", str(seeds), "-n", "5").exit_code == 0
+    for path in Path("data").iterdir():
+        if path.is_file() and path.name != ".lock":
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_missing_key_for_openai(seeds: Path) -> None:
+    result = run(None, "--seeds", str(seeds), "-n", "5", key=None)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "Error: no API key found - set OPENAI_API_KEY or pass --api-key"
+    )
+    assert not Path("data/instructions.jsonl").exists()
+
+
+def test_budget_cap_stops_cleanly_and_resumes(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    result = run(server, "--seeds", str(seeds), "-n", "60", "--max-requests", "2")
+    assert result.exit_code == 3
+    assert (
+        "Stopped: reached --max-requests 2; the pool is saved - re-run to continue."
+        in result.stderr
+    )
+    assert len(server.completed()) == 2
+    have = len(lines(Path("data/instructions.jsonl")))
+    assert 0 < have < 60
+    assert run(server, "-n", "60").exit_code == 0
+    assert len(lines(Path("data/instructions.jsonl"))) == 60
+
+
+def test_locked_pool_exits_75(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    with Pool(Path("data")).writing():
+        result = run(server, "--seeds", str(seeds), "-n", "5")
+    assert result.exit_code == 75
+    assert result.stderr.startswith(
+        "Error: the pool data is in use by another selfinstruct run (pid "
+    )
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "no seed tasks (the file is empty)"),
+        (b'{"instruction": "ok", "output": "x"}\n{"instruction": 1\n', "line 2: invalid JSON"),
+        (b'{"instruction": "ok"}\n', "line 1: field 'output': Field required"),
+        (b"\xff\n", "line 1: not valid UTF-8"),
+    ],
+)
+def test_bad_seed_file_exits_2_and_writes_nothing(
+    make_server: MakeServer, tmp_path: Path, content: bytes, message: str
+) -> None:
+    server = make_server()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content)
+    result = run(server, "--seeds", str(bad), "-n", "5")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {bad}") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert server.requests == []
+    assert not list(Path("data").glob("*.jsonl"))
+
+
+def test_seeds_are_remembered_and_must_not_change(
+    make_server: MakeServer, seeds: Path, tmp_path: Path
+) -> None:
+    server = make_server()
+    assert run(server, "--seeds", str(seeds), "-n", "3").exit_code == 0
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"instruction": "Name a colour.", "output": "Red"}) + "\n")
+    result = run(server, "--seeds", str(other), "-n", "6")
+    assert result.exit_code == 2 and "was started from other seed tasks" in result.stderr
+    fresh = run(server, "-n", "3", "--pool", "elsewhere")
+    assert fresh.exit_code == 2 and "has no seed tasks yet; pass --seeds FILE" in fresh.stderr
+
+
+def test_dry_run_sends_nothing(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    result = run(server, "--seeds", str(seeds), "-n", "5", "--dry-run", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert '"api_key": "(set)"' in result.stdout and KEY not in result.stdout
+    assert "First prompt:" in result.stdout and "numbered 9 to 15" in result.stdout
+    assert server.requests == [] and not Path("data/run.json").exists()
+
+
+def test_sigkill_mid_run_then_resume(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server(latency=0.02)
+    argv = [
+        *(sys.executable, "-m", "selfinstruct", "generate", "--no-progress"),
+        *("--seeds", str(seeds), "--base-url", server.base_url, "--concurrency", "2"),
+    ]
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    out = Path("data/instructions.jsonl")
+    for target in (20, 40):
+        child = subprocess.Popen([*argv, "-n", str(target * 3)], env=env)
+        deadline = time.monotonic() + 30
+        while len(lines_safe(out)) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert child.poll() is None, "the run ended before it was killed"
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    before = out.read_bytes()
+    done = subprocess.run([*argv, "-n", "120"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    after = out.read_bytes()
+    complete_prefix = before[: before.rfind(b"\n") + 1]
+    assert after.startswith(complete_prefix)  # nothing written before the kill was lost
+    records = lines(out)
+    assert len(records) == 120 and len({r["id"] for r in records}) == 120
+    for path in Path("data").glob("*.jsonl"):
+        assert path.read_bytes().endswith(b"\n")
+
+
+def lines_safe(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
