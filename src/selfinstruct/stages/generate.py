@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import random
 import time
 from collections import Counter
@@ -13,10 +13,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from selfinstruct import manifest
-from selfinstruct.cache import Completion, Counters, RequestCache
+from selfinstruct.cache import Completion, Counters
 from selfinstruct.config import GenerateSettings, Settings
-from selfinstruct.errors import BudgetExhausted, SelfInstructError
+from selfinstruct.errors import SelfInstructError
 from selfinstruct.filters import BLACKLIST, InstructionFilter
 from selfinstruct.llm import LLM, Request, Usage
 from selfinstruct.models import (
@@ -30,6 +29,7 @@ from selfinstruct.parsing import continuation, parse_numbered
 from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
 from selfinstruct.prompts import Template, load_template
 from selfinstruct.similarity import RougeIndex
+from selfinstruct.stages.base import llm_session, map_window, run_recorded
 
 STAGE = "generate"
 BARREN_LIMIT = 50  # responses in a row with nothing new: the model or prompt is not working
@@ -85,6 +85,7 @@ class Generator:
         self.rejected_out = JsonlAppender(pool.rejected)
         self.rounds = Counters(llm.cache)
         self.barren = 0
+        self.report = GenerateReport(target=0, before=len(self.machine), usage=llm.usage)
 
     def prompt(self, round_no: int) -> tuple[str, int, int]:
         rng = random.Random(f"{self.seed}:{round_no}")
@@ -168,8 +169,16 @@ class Generator:
         per_request = max(1.0, report.accepted / done if report.accepted else 3.0)
         return remaining > 0 and in_flight * per_request < remaining
 
+    def summary(self) -> tuple[str | None, dict[str, Any]]:
+        """(why the run stopped early, counters) for the manifest."""
+        r = self.report
+        counters = {"accepted": r.accepted, "candidates": r.candidates, "replayed": r.replayed,
+                    "rejected": dict(r.rejected), "pool": r.total}  # fmt: skip
+        return r.stopped, counters
+
     async def run(self, target: int) -> GenerateReport:
         report = GenerateReport(target=target, before=len(self.machine), usage=self.llm.usage)
+        self.report = report
         started = time.monotonic()
         try:
             for pending in self.llm.cache.pending(STAGE):
@@ -187,34 +196,15 @@ class Generator:
         return report
 
     async def loop(self, report: GenerateReport) -> None:
-        tasks: set[asyncio.Task[tuple[Request, Completion | None]]] = set()
-        concurrency = self.llm.settings.concurrency
-        try:
-            while True:
-                while (
-                    report.stopped is None
-                    and len(tasks) < concurrency
-                    and self.wanted(len(tasks), report)
-                ):
-                    tasks.add(asyncio.create_task(self.one_round()))
-                if not tasks:
-                    return
-                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    self.finish(task, report)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        report.stopped = await map_window(
+            itertools.repeat(None),
+            lambda _: self.one_round(),
+            lambda _, result: self.finish(*result, report),
+            self.llm.settings.concurrency,
+            more=lambda in_flight: self.wanted(in_flight, report),
+        )
 
-    def finish(
-        self, task: asyncio.Task[tuple[Request, Completion | None]], report: GenerateReport
-    ) -> None:
-        try:
-            req, completion = task.result()
-        except BudgetExhausted as e:
-            report.stopped = str(e)
-            return
+    def finish(self, req: Request, completion: Completion | None, report: GenerateReport) -> None:
         if completion is not None and report.total < report.target:
             self.apply(req, completion, report)
 
@@ -266,55 +256,20 @@ def generate(job: GenerateJob) -> GenerateReport:
         have = sum(1 for _ in pool.read(pool.instructions, MachineInstruction))
         if have >= job.target:
             return GenerateReport(target=job.target, before=have)
-        cache = RequestCache(pool.cache)
-        failures = JsonlAppender(pool.failures)
-        try:
-            llm = LLM(job.llm, cache, failures, STAGE)
+        with llm_session(pool, job.llm, STAGE) as llm:
             store_seeds(pool, seeds)
-            return run_and_record(
-                job, Generator(pool, seeds, llm, job.stage, template, job.seed), template
-            )
-        finally:
-            failures.close()
-            cache.close()
-
-
-def run_and_record(job: GenerateJob, gen: Generator, template: Template) -> GenerateReport:
-    entry: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "settings": job.llm.public(),
-        "generate": job.stage.model_dump(mode="json"),
-        "seed": job.seed,
-        "target": job.target,
-        "prompts": {template.name: template.sha256},
-        "outcome": "running",
-    }
-    report = GenerateReport(target=job.target, before=len(gen.machine))
-    bar = tqdm(total=job.target, initial=report.before, unit="instr", disable=not job.progress)
-    gen.on_accept = bar.update
-    try:
-        report = asyncio.run(run_async(gen, job.target))
-        entry["outcome"] = f"stopped: {report.stopped}" if report.stopped else "done"
-        return report
-    except BaseException as e:
-        entry["outcome"] = f"error: {gen.llm.redact(str(e)) or type(e).__name__}"
-        raise
-    finally:
-        bar.close()
-        entry["counters"] = {
-            "accepted": report.accepted,
-            "candidates": report.candidates,
-            "rejected": dict(report.rejected),
-            "pool": report.total,
-        }
-        manifest.record_stage(job.pool, STAGE, entry, gen.llm.usage)
-
-
-async def run_async(gen: Generator, target: int) -> GenerateReport:
-    try:
-        return await gen.run(target)
-    finally:
-        await gen.llm.aclose()
+            gen = Generator(pool, seeds, llm, job.stage, template, job.seed)
+            entry = {
+                "generate": job.stage.model_dump(mode="json"),
+                "sampling": job.stage.sampling(job.llm.api),
+                "seed": job.seed,
+                "target": job.target,
+                "prompts": {template.name: template.sha256},
+            }
+            bar = tqdm(total=job.target, initial=have, unit="instr", disable=not job.progress)
+            gen.on_accept = bar.update
+            with bar:
+                return run_recorded(pool, llm, entry, gen.run(job.target), gen.summary)
 
 
 def sample_prompt(
