@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import random
@@ -13,11 +14,22 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from selfinstruct import __version__
-from selfinstruct.config import GenerateSettings, Settings, read_config_file, resolve
+from selfinstruct.config import (
+    ClassifySettings,
+    FileConfig,
+    GenerateSettings,
+    InstancesSettings,
+    Settings,
+    read_config_file,
+    resolve,
+)
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.pool import Pool, load_seeds
 from selfinstruct.prompts import load_template
+from selfinstruct.stages.base import StageJob, StageReport
+from selfinstruct.stages.classify import classify
 from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate, sample_prompt
+from selfinstruct.stages.instances import instances
 from selfinstruct.summary import reason_rows, table, usage_rows
 
 app = typer.Typer(
@@ -27,65 +39,48 @@ app = typer.Typer(
     add_completion=False,
 )
 F = TypeVar("F", bound=Callable[..., Any])
-LLM_PANEL = "Model and API"
+PANEL = "Model and API"
 
+
+def _opt(help: str, **kwargs: Any) -> Any:
+    return typer.Option(help=help, rich_help_panel=PANEL, **kwargs)
+
+
+# The options of every command that calls a model, added by @llm_command.
+LLM_OPTIONS: dict[str, Any] = {
+    "model": Annotated[
+        str | None, _opt("Model name [default: gpt-4o-mini].", envvar="SELFINSTRUCT_MODEL")
+    ],
+    "base_url": Annotated[
+        str | None,
+        _opt("OpenAI-compatible server, e.g. http://localhost:8000/v1.", envvar="OPENAI_BASE_URL"),
+    ],
+    "api_key": Annotated[str | None, _opt("API key.", envvar="OPENAI_API_KEY", show_envvar=True)],
+    "api": Annotated[
+        str | None,
+        _opt("chat, or completions for base models [default: chat].", envvar="SELFINSTRUCT_API"),
+    ],
+    "concurrency": Annotated[int | None, _opt("Requests in flight [default: 8].")],
+    "timeout": Annotated[float | None, _opt("Request timeout in seconds [default: 60].")],
+    "max_retries": Annotated[int | None, _opt("Retries per request [default: 6].")],
+    "price_in": Annotated[float | None, _opt("USD per million prompt tokens.")],
+    "price_out": Annotated[float | None, _opt("USD per million completion tokens.")],
+    "max_requests": Annotated[int | None, _opt("Stop after this many paid requests.")],
+    "max_cost": Annotated[float | None, _opt("Stop when the cost reaches this many USD.")],
+    "config": Annotated[
+        Path | None, typer.Option(help="Config file [default: ./selfinstruct.toml].")
+    ],
+}
 PoolOpt = Annotated[
     Path, typer.Option("--pool", help="Pool directory.", envvar="SELFINSTRUCT_POOL")
 ]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="Config file [default: ./selfinstruct.toml].")
+PromptsOpt = Annotated[Path | None, typer.Option(help="Directory of prompt templates to use.")]
+ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar.")]
+SeedsOpt = Annotated[
+    Path | None, typer.Option(help="Seed tasks (JSONL); needed on a pool's first run.")
 ]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Model name [default: gpt-4o-mini].",
-        envvar="SELFINSTRUCT_MODEL",
-        rich_help_panel=LLM_PANEL,
-    ),
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="OpenAI-compatible server, e.g. http://localhost:8000/v1.",
-        envvar="OPENAI_BASE_URL", rich_help_panel=LLM_PANEL,
-    ),
-]  # fmt: skip
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="API key.", envvar="OPENAI_API_KEY", show_envvar=True, rich_help_panel=LLM_PANEL
-    ),
-]
-ApiOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="chat or completions (base models) [default: chat].",
-        envvar="SELFINSTRUCT_API",
-        rich_help_panel=LLM_PANEL,
-    ),
-]
-ConcurrencyOpt = Annotated[
-    int | None, typer.Option(help="Requests in flight [default: 8].", rich_help_panel=LLM_PANEL)
-]
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option(help="Request timeout, seconds [default: 60].", rich_help_panel=LLM_PANEL),
-]
-RetriesOpt = Annotated[
-    int | None, typer.Option(help="Retries per request [default: 6].", rich_help_panel=LLM_PANEL)
-]
-PriceInOpt = Annotated[
-    float | None, typer.Option(help="USD per 1M prompt tokens.", rich_help_panel=LLM_PANEL)
-]
-PriceOutOpt = Annotated[
-    float | None, typer.Option(help="USD per 1M completion tokens.", rich_help_panel=LLM_PANEL)
-]
-MaxRequestsOpt = Annotated[
-    int | None, typer.Option(help="Stop after this many paid requests.", rich_help_panel=LLM_PANEL)
-]
-MaxCostOpt = Annotated[
-    float | None,
-    typer.Option(help="Stop when the cost reaches this many USD.", rich_help_panel=LLM_PANEL),
+TargetOpt = Annotated[
+    int, typer.Option("--num-instructions", "-n", min=1, help="Target size of the machine pool.")
 ]
 
 
@@ -108,59 +103,82 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def llm_settings(config: Path | None, **flags: Any) -> tuple[Settings, dict[str, Any]]:
-    """Resolve the model settings; also return the config file's stage tables."""
-    file = read_config_file(config)
-    settings = resolve(Settings, flags, file.llm, str(config or "selfinstruct.toml"))
-    return settings, {"generate": file.generate}
+def llm_command(fn: F) -> F:
+    """Add the model options to a command; it receives them resolved as `llm` and `config`."""
+    signature = inspect.signature(fn, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name not in ("llm", "config")]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=None)
+        for name, kind in LLM_OPTIONS.items()
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name) for name in LLM_OPTIONS}
+        config = read_config_file(flags.pop("config"))
+        source = str(flags.get("config") or "selfinstruct.toml")
+        return fn(**kwargs, llm=resolve(Settings, flags, config.llm, source), config=config)
+
+    wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
+    return handle_errors(wrapper)  # type: ignore[return-value]
 
 
 @app.command("generate")
-@handle_errors
+@llm_command
 def generate_cmd(
-    seeds: Annotated[
-        Path | None, typer.Option(help="Seed tasks (JSONL); needed on a pool's first run.")
-    ] = None,
-    num_instructions: Annotated[
-        int,
-        typer.Option("--num-instructions", "-n", min=1, help="Target size of the machine pool."),
-    ] = 100,
+    llm: Settings,
+    config: FileConfig,
+    seeds: SeedsOpt = None,
+    num_instructions: TargetOpt = 100,
     pool: PoolOpt = Path("data"),
     seed: Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")] = None,
-    prompts: Annotated[
-        Path | None, typer.Option(help="Directory of prompt templates to use.")
-    ] = None,
+    prompts: PromptsOpt = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Show the settings and a prompt; send nothing.")
+        bool, typer.Option(help="Show settings and a prompt; send nothing.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    config: ConfigOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key: ApiKeyOpt = None,
-    api: ApiOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    timeout: TimeoutOpt = None,
-    max_retries: RetriesOpt = None,
-    price_in: PriceInOpt = None,
-    price_out: PriceOutOpt = None,
-    max_requests: MaxRequestsOpt = None,
-    max_cost: MaxCostOpt = None,
+    progress: ProgressOpt = True,
 ) -> None:
     """Stage 1: bootstrap new instructions from the seeds until the pool holds -n of them."""
-    settings, tables = llm_settings(
-        config, model=model, base_url=base_url, api_key=api_key, api=api, concurrency=concurrency,
-        timeout=timeout, max_retries=max_retries, price_in=price_in, price_out=price_out,
-        max_requests=max_requests, max_cost=max_cost,
-    )  # fmt: skip
-    stage = resolve(GenerateSettings, {}, tables["generate"], "[generate]")
     job = GenerateJob(
-        pool=Pool(pool), seeds=seeds, target=num_instructions, llm=settings, stage=stage,
-        prompts=prompts, seed=random.randrange(2**31) if seed is None else seed, progress=progress,
+        pool=Pool(pool), seeds=seeds, target=num_instructions, llm=llm, prompts=prompts,
+        stage=resolve(GenerateSettings, {}, config.generate, "[generate]"), progress=progress,
+        seed=random.randrange(2**31) if seed is None else seed,
     )  # fmt: skip
     if dry_run:
         return show_dry_run(job)
     print_generate(generate(job), job)
+
+
+@app.command("classify")
+@llm_command
+def classify_cmd(
+    llm: Settings, config: FileConfig, pool: PoolOpt = Path("data"), prompts: PromptsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Stage 2: ask whether each machine instruction is a classification task."""
+    stage = resolve(ClassifySettings, {}, config.classify, "[classify]")
+    report = classify(StageJob(Pool(pool), llm, stage, prompts, progress))
+    print_stage("classify", report, ["yes", "no", "unparsed", "retried", "failed"])
+
+
+@app.command("instances")
+@llm_command
+def instances_cmd(
+    llm: Settings,
+    config: FileConfig,
+    pool: PoolOpt = Path("data"),
+    max_instances: Annotated[
+        int | None, typer.Option(help="Instances per task [default: 5].")
+    ] = None,
+    prompts: PromptsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Stage 3: write inputs and outputs (output-first for classification tasks)."""
+    flags = {"max_instances": max_instances}
+    stage = resolve(InstancesSettings, flags, config.instances, "[instances]")
+    report = instances(StageJob(Pool(pool), llm, stage, prompts, progress))
+    kinds = ["output_first", "input_first", "instances", "no_instances_parsed", "failed"]
+    print_stage("instances", report, kinds)
 
 
 def show_dry_run(job: GenerateJob) -> None:
@@ -188,10 +206,26 @@ def print_generate(report: GenerateReport, job: GenerateJob) -> None:
         *reason_rows(report.rejected),
         ("elapsed", f"{report.elapsed:.1f}s"),
     ]
-    typer.echo("generate: " + ("stopped early" if report.stopped else "done"))
-    typer.echo(table(rows + usage_rows(report.usage)))
-    if report.stopped:
-        typer.echo(f"Stopped: {report.stopped}; the pool is saved - re-run to continue.", err=True)
+    finish("generate", rows + usage_rows(report.usage), report.stopped)
+
+
+def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
+    if report.pending == 0:
+        typer.echo(
+            f"Nothing to do: all {report.done_before} instructions already have {stage} results."
+        )
+        return
+    rows = [("pending", str(report.pending))]
+    rows += [(key.replace("_", " "), str(report.counts[key])) for key in keys]
+    rows += [("elapsed", f"{report.elapsed:.1f}s")]
+    finish(stage, rows + usage_rows(report.usage), report.stopped)
+
+
+def finish(stage: str, rows: list[tuple[str, str]], stopped: str | None) -> None:
+    typer.echo(f"{stage}: " + ("stopped early" if stopped else "done"))
+    typer.echo(table(rows))
+    if stopped:
+        typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)
         raise typer.Exit(3)
 
 
@@ -203,7 +237,3 @@ def version_cmd() -> None:
 
 def main() -> None:
     app(prog_name="selfinstruct")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -70,6 +70,25 @@ class GenerateSettings(BaseModel):
         }
 
 
+class ClassifySettings(BaseModel):
+    """Stage 2: greedy decoding, a few tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(8, ge=1)
+
+
+class InstancesSettings(BaseModel):
+    """Stage 3: the reference decoding (greedy, presence penalty 1.5, about 300 tokens)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_instances: int = Field(5, ge=1, le=50)
+    max_tokens: int = Field(350, ge=16)
+    temperature: float = Field(0.0, ge=0)
+    presence_penalty: float = 1.5
+
+
 class FileConfig(BaseModel):
     """The shape of `selfinstruct.toml`: LLM settings at the top, one table per stage."""
 
@@ -77,6 +96,8 @@ class FileConfig(BaseModel):
 
     llm: dict[str, Any] = {}
     generate: dict[str, Any] = {}
+    classify: dict[str, Any] = {}
+    instances: dict[str, Any] = {}
 
 
 def read_config_file(path: Path | None) -> FileConfig:

@@ -96,3 +96,26 @@ class Failure(Record):
     error: str
     attempts: int
     time: float
+
+
+class Classification(Record):
+    """Stage 2's answer for one machine instruction; None when the reply was neither Yes nor No."""
+
+    id: str
+    instruction: str
+    is_classification: bool | None
+    answer: str
+    request: str
+
+
+class InstanceSet(Record):
+    """Stage 3's instances for one instruction, with the raw reply for stage 4 and for audits."""
+
+    id: str
+    instruction: str
+    is_classification: bool
+    prompt_kind: str  # "output_first" | "input_first"
+    instances: list[Instance]
+    raw: str
+    finish_reason: str
+    request: str

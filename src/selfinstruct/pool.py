@@ -109,6 +109,12 @@ class JsonlAppender:
             self._fp.close()
             self._fp = None
 
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace a file in one step, so readers see the old or the new content, never half."""
@@ -161,6 +167,8 @@ class Pool:
         self.seeds = root / "seeds.jsonl"
         self.instructions = root / "instructions.jsonl"
         self.rejected = root / "rejected_instructions.jsonl"
+        self.classifications = root / "classifications.jsonl"
+        self.instances = root / "instances.jsonl"
         self.failures = root / "failures.jsonl"
         self.cache = root / "cache.sqlite"
         self.manifest = root / "run.json"

@@ -5,18 +5,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from selfinstruct import manifest
 from selfinstruct.cache import RequestCache
 from selfinstruct.config import Settings
 from selfinstruct.errors import BudgetExhausted
-from selfinstruct.llm import LLM
+from selfinstruct.llm import LLM, Usage
 from selfinstruct.pool import JsonlAppender, Pool
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass
+class StageReport:
+    """Counts for a per-instruction stage (classify, instances)."""
+
+    pending: int = 0
+    done_before: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    stopped: str | None = None
+    elapsed: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+
+    def summary(self) -> tuple[str | None, dict[str, Any]]:
+        counters = {"pending": self.pending, "done_before": self.done_before, **self.counts}
+        return self.stopped, counters
+
+
+@dataclass
+class StageJob:
+    """What a per-instruction stage needs from the command line."""
+
+    pool: Pool
+    llm: Settings
+    stage: Any
+    prompts: Path | None
+    progress: bool = True
 
 
 @contextlib.contextmanager
@@ -107,3 +137,12 @@ async def map_window(
 
 
 _END: Any = object()
+
+
+async def timed(report: StageReport, work: Awaitable[str | None]) -> StageReport:
+    started = time.monotonic()
+    try:
+        report.stopped = await work
+    finally:
+        report.elapsed = time.monotonic() - started
+    return report

@@ -1,0 +1,98 @@
+"""Stage 2: is each machine instruction a classification task? (METHOD.md, stage 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from selfinstruct.cache import Completion
+from selfinstruct.config import ClassifySettings
+from selfinstruct.llm import LLM
+from selfinstruct.models import Classification, MachineInstruction
+from selfinstruct.parsing import parse_yes_no
+from selfinstruct.pool import JsonlAppender
+from selfinstruct.prompts import Template, load_template
+from selfinstruct.stages.base import (
+    StageJob,
+    StageReport,
+    llm_session,
+    map_window,
+    run_recorded,
+    timed,
+)
+
+STAGE = "classify"
+RETRY_TEMPERATURE = 0.7  # an unparsed greedy answer would come back the same at temperature 0
+
+
+class Classifier:
+    def __init__(self, llm: LLM, template: Template, settings: ClassifySettings, out: Path) -> None:
+        self.llm, self.template, self.settings = llm, template, settings
+        self.out = JsonlAppender(out)
+        self.report = StageReport(usage=llm.usage)
+        self.on_done: Any = lambda n: None
+
+    def params(self, temperature: float) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "max_tokens": self.settings.max_tokens,
+            "temperature": temperature,
+        }
+        if self.llm.settings.api == "completions":
+            params["stop"] = ["\n", "Task:"]
+        return params
+
+    async def ask(self, item: MachineInstruction) -> tuple[str, Completion | None]:
+        """The answer; an unparsed one is asked once more (a sample of its own, so not cached)."""
+        prompt = self.template.render(instruction=item.instruction)
+        req = self.llm.request(prompt, self.params(0.0))
+        completion = await self.llm.complete(req)
+        if completion is not None and parse_yes_no(completion.text) is None:
+            self.report.counts["retried"] += 1
+            retry = self.llm.request(prompt, self.params(RETRY_TEMPERATURE), sample=1)
+            if second := await self.llm.complete(retry):
+                req, completion = retry, second
+        return req.key, completion
+
+    def record(self, item: MachineInstruction, result: tuple[str, Completion | None]) -> None:
+        key, completion = result
+        if completion is None:
+            self.report.counts["failed"] += 1  # not recorded: the next run asks again
+            return
+        answer = parse_yes_no(completion.text)
+        verdict = {True: "yes", False: "no", None: "unparsed"}[answer]
+        self.report.counts[verdict] += 1
+        self.out.append(
+            Classification(
+                id=item.id,
+                instruction=item.instruction,
+                is_classification=answer,
+                answer=completion.text,
+                request=key,
+            )  # fmt: skip
+        )
+        self.on_done(1)
+
+
+def classify(job: StageJob) -> StageReport:
+    """Classify every machine instruction that has no classification yet."""
+    template = load_template("classify", job.prompts)
+    pool = job.pool
+    with pool.writing():
+        done = {c.id for c in pool.read(pool.classifications, Classification)}
+        pending = [i for i in pool.read(pool.instructions, MachineInstruction) if i.id not in done]
+        if not pending:
+            return StageReport(done_before=len(done))
+        with llm_session(pool, job.llm, STAGE) as llm:
+            worker = Classifier(llm, template, job.stage, pool.classifications)
+            worker.report.pending, worker.report.done_before = len(pending), len(done)
+            entry = {STAGE: job.stage.model_dump(), "prompts": {template.name: template.sha256}}
+            with (
+                tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar,
+                worker.out,
+            ):
+                worker.on_done = bar.update
+                window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
+                run_recorded(pool, llm, entry, timed(worker.report, window), worker.report.summary)
+            return worker.report

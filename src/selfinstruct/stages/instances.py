@@ -1,0 +1,129 @@
+"""Stage 3: inputs and outputs for each classified instruction (METHOD.md, stage 3).
+
+Classification tasks are prompted output-first (a class label, then an input for it), so every
+label gets an input; all other tasks input-first (an input, possibly none, then the output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tqdm import tqdm
+
+from selfinstruct.cache import Completion
+from selfinstruct.config import InstancesSettings
+from selfinstruct.llm import LLM
+from selfinstruct.models import Classification, Instance, InstanceSet
+from selfinstruct.parsing import Example, parse_examples, parse_labelled
+from selfinstruct.pool import JsonlAppender, Pool
+from selfinstruct.prompts import Template, load_template
+from selfinstruct.stages.base import (
+    StageJob,
+    StageReport,
+    llm_session,
+    map_window,
+    run_recorded,
+    timed,
+)
+
+STAGE = "instances"
+OUTPUT_FIRST, INPUT_FIRST = "output_first", "input_first"
+# What a base model is given to continue from, and how its reply is read, per prompt kind.
+LEAD = {OUTPUT_FIRST: "Class label:", INPUT_FIRST: "Example 1\n"}
+PARSE: dict[str, Callable[[str, bool], list[Example]]] = {
+    OUTPUT_FIRST: parse_labelled,
+    INPUT_FIRST: parse_examples,
+}
+
+
+def prompt_kind(item: Classification) -> str:
+    return OUTPUT_FIRST if item.is_classification else INPUT_FIRST
+
+
+class InstanceWriter:
+    def __init__(
+        self, llm: LLM, templates: dict[str, Template], settings: InstancesSettings, out: Pool
+    ) -> None:
+        self.llm, self.templates, self.settings = llm, templates, settings
+        self.out = JsonlAppender(out.instances)
+        self.report = StageReport(usage=llm.usage)
+        self.on_done: Callable[[int], object] = lambda n: None
+
+    def params(self, kind: str) -> dict[str, Any]:
+        s = self.settings
+        params: dict[str, Any] = {
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "presence_penalty": s.presence_penalty,
+        }
+        if self.llm.settings.api == "completions":
+            extra = f"Example {s.max_instances + 1}"
+            params["stop"] = ["Task:", extra] if kind == INPUT_FIRST else ["Task:"]
+        return params
+
+    async def ask(self, item: Classification) -> tuple[str, Completion | None]:
+        kind = prompt_kind(item)
+        prompt = self.templates[kind].render(instruction=item.instruction)
+        req = self.llm.request(prompt, self.params(kind))
+        return req.key, await self.llm.complete(req)
+
+    def record(self, item: Classification, result: tuple[str, Completion | None]) -> None:
+        key, completion = result
+        if completion is None:
+            self.report.counts["failed"] += 1  # not recorded: the next run asks again
+            return
+        kind = prompt_kind(item)
+        text = completion.text
+        if self.llm.settings.api == "completions":
+            text = LEAD[kind] + text
+        examples = PARSE[kind](text, completion.finish_reason == "length")
+        kept = examples[: self.settings.max_instances]
+        self.report.counts[kind] += 1
+        self.report.counts["instances"] += len(kept)
+        if not kept:
+            self.report.counts["no_instances_parsed"] += 1
+        self.out.append(
+            InstanceSet(
+                id=item.id,
+                instruction=item.instruction,
+                is_classification=bool(item.is_classification),
+                prompt_kind=kind,
+                instances=[Instance(input=e.input, output=e.output) for e in kept],
+                raw=completion.text,
+                finish_reason=completion.finish_reason,
+                request=key,
+            )  # fmt: skip
+        )
+        self.on_done(1)
+
+
+def instances(job: StageJob) -> StageReport:
+    """Generate instances for every classified instruction that has none yet."""
+    templates = {
+        k: load_template(f"instances_{k}", job.prompts) for k in (OUTPUT_FIRST, INPUT_FIRST)
+    }
+    pool = job.pool
+    with pool.writing():
+        done = {r.id for r in pool.read(pool.instances, InstanceSet)}
+        latest = {c.id: c for c in pool.read(pool.classifications, Classification)}
+        pending = [
+            c for c in latest.values() if c.is_classification is not None and c.id not in done
+        ]
+        if not pending:
+            return StageReport(done_before=len(done))
+        with llm_session(pool, job.llm, STAGE) as llm:
+            worker = InstanceWriter(llm, templates, job.stage, pool)
+            worker.report.pending, worker.report.done_before = len(pending), len(done)
+            entry = {
+                STAGE: job.stage.model_dump(),
+                "prompts": {t.name: t.sha256 for t in templates.values()},
+            }
+            with (
+                tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar,
+                worker.out,
+            ):
+                worker.on_done = bar.update
+                window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
+                run_recorded(pool, llm, entry, timed(worker.report, window), worker.report.summary)
+            return worker.report
