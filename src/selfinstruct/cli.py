@@ -17,6 +17,7 @@ from selfinstruct import __version__
 from selfinstruct.config import (
     ClassifySettings,
     FileConfig,
+    FilterSettings,
     GenerateSettings,
     InstancesSettings,
     Settings,
@@ -28,6 +29,8 @@ from selfinstruct.pool import Pool, load_seeds
 from selfinstruct.prompts import load_template
 from selfinstruct.stages.base import StageJob, StageReport
 from selfinstruct.stages.classify import classify
+from selfinstruct.stages.dedup import dedup_file
+from selfinstruct.stages.filter import FilterJob, filter_pool
 from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate, sample_prompt
 from selfinstruct.stages.instances import instances
 from selfinstruct.summary import reason_rows, table, usage_rows
@@ -45,6 +48,8 @@ PANEL = "Model and API"
 def _opt(help: str, **kwargs: Any) -> Any:
     return typer.Option(help=help, rich_help_panel=PANEL, **kwargs)
 
+
+ConfigOpt = Annotated[Path | None, typer.Option(help="Config file [default: ./selfinstruct.toml].")]
 
 # The options of every command that calls a model, added by @llm_command.
 LLM_OPTIONS: dict[str, Any] = {
@@ -179,6 +184,63 @@ def instances_cmd(
     report = instances(StageJob(Pool(pool), llm, stage, prompts, progress))
     kinds = ["output_first", "input_first", "instances", "no_instances_parsed", "failed"]
     print_stage("instances", report, kinds)
+
+
+@app.command("filter")
+@handle_errors
+def filter_cmd(
+    pool: PoolOpt = Path("data"),
+    out: Annotated[
+        Path | None, typer.Option(help="Dataset file [default: POOL/dataset.jsonl].")
+    ] = None,
+    include_seeds: Annotated[bool, typer.Option(help="Add the seed tasks' instances.")] = False,
+    rouge_threshold: Annotated[
+        float | None, typer.Option(help="Drop above this ROUGE-L [default: 0.7].")
+    ] = None,
+    max_instances: Annotated[
+        int | None, typer.Option(help="Instances per task [default: 5].")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Stage 4: drop near-duplicates and bad instances; write the final dataset."""
+    flags = {"rouge_threshold": rouge_threshold, "max_instances": max_instances}
+    settings = resolve(FilterSettings, flags, read_config_file(config).filter, "[filter]")
+    report = filter_pool(FilterJob(Pool(pool), settings, out, include_seeds))
+    rows = [
+        ("instructions", f"{report.tasks} in the pool, {report.tasks_kept} kept with instances"),
+        (
+            "dataset",
+            f"{report.instances_kept} instances + {report.seeds} from seeds -> {report.out}",
+        ),
+        ("dropped", f"{sum(report.dropped.values())} -> {report.rejects}"),
+        *reason_rows(report.dropped),
+    ]
+    finish("filter", rows, None)
+
+
+@app.command("dedup")
+@handle_errors
+def dedup_cmd(
+    src: Annotated[
+        Path, typer.Argument(help="JSONL file or JSON list of records.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option(help="Kept records (a .json name writes a JSON list).")],
+    field: Annotated[str, typer.Option(help="The text field to compare.")] = "instruction",
+    threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Drop above this ROUGE-L F.")
+    ] = 0.7,
+    rejected: Annotated[Path | None, typer.Option(help="Write dropped records here.")] = None,
+    against: Annotated[Path | None, typer.Option(help="Also compare with this set.")] = None,
+) -> None:
+    """Drop near-duplicate records (ROUGE-L F > threshold against an earlier kept one)."""
+    report = dedup_file(src, out, field, threshold, rejected, against)
+    rows = [
+        ("records", str(report.total)),
+        ("kept", f"{report.kept} -> {out}"),
+        ("dropped", str(report.total - report.kept) + (f" -> {rejected}" if rejected else "")),
+        ("elapsed", f"{report.elapsed:.2f}s"),
+    ]
+    finish("dedup", rows, None)
 
 
 def show_dry_run(job: GenerateJob) -> None:

@@ -89,6 +89,20 @@ class InstancesSettings(BaseModel):
     presence_penalty: float = 1.5
 
 
+class FilterSettings(BaseModel):
+    """Stage 4: the method's rules, plus optional heuristics that are off by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rouge_threshold: float = Field(0.7, ge=0, le=1)
+    max_instances: int = Field(5, ge=1)
+    blacklist: list[str] | None = None
+    output_min_words: int | None = Field(None, ge=0)
+    output_max_words: int | None = Field(None, ge=1)
+    drop_output_repeating_instruction: bool = False
+    drop_refusals: bool = False
+
+
 class FileConfig(BaseModel):
     """The shape of `selfinstruct.toml`: LLM settings at the top, one table per stage."""
 
@@ -98,6 +112,7 @@ class FileConfig(BaseModel):
     generate: dict[str, Any] = {}
     classify: dict[str, Any] = {}
     instances: dict[str, Any] = {}
+    filter: dict[str, Any] = {}
 
 
 def read_config_file(path: Path | None) -> FileConfig:

@@ -116,6 +116,7 @@ class InstanceSet(Record):
     is_classification: bool
     prompt_kind: str  # "output_first" | "input_first"
     instances: list[Instance]
+    truncated: Instance | None = None  # the cut-off last instance of a length-capped reply
     raw: str
     finish_reason: str
     request: str

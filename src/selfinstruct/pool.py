@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -126,6 +126,24 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def atomic_jsonl(path: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Write a whole JSONL file that appears only when complete (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fp:
+
+            def write(obj: dict[str, Any]) -> None:
+                fp.write(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+
+            yield write
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class PoolLock:
     """An exclusive flock on `<pool>/.lock`; the kernel frees it if the process dies."""
 
@@ -197,11 +215,11 @@ class Pool:
     def read(self, path: Path, model: type[M]) -> Iterator[M]:
         """Records of one pool file (none if it does not exist yet)."""
         if not path.exists():
-            return iter(())
+            return
         try:
-            return read_models(path, model)
+            yield from read_models(path, model)
         except InputError as e:
-            raise CorruptPoolError(str(e)) from None
+            raise CorruptPoolError(f"{e} (a damaged pool file: fix or remove that line)") from None
 
 
 def load_seeds(path: Path) -> list[SeedTask]:

@@ -77,7 +77,8 @@ class InstanceWriter:
         text = completion.text
         if self.llm.settings.api == "completions":
             text = LEAD[kind] + text
-        examples = PARSE[kind](text, completion.finish_reason == "length")
+        examples = PARSE[kind](text, False)
+        cut = examples.pop() if examples and completion.finish_reason == "length" else None
         kept = examples[: self.settings.max_instances]
         self.report.counts[kind] += 1
         self.report.counts["instances"] += len(kept)
@@ -90,6 +91,7 @@ class InstanceWriter:
                 is_classification=bool(item.is_classification),
                 prompt_kind=kind,
                 instances=[Instance(input=e.input, output=e.output) for e in kept],
+                truncated=Instance(input=cut.input, output=cut.output) if cut else None,
                 raw=completion.text,
                 finish_reason=completion.finish_reason,
                 request=key,
