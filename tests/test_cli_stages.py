@@ -225,3 +225,17 @@ def test_default_reply_is_what_the_other_tests_rely_on() -> None:
         "messages": [{"role": "user", "content": "Task: Sort the words.\nIs it classification?"}]
     }
     assert default_reply(body).strip() in ("Yes", "No")
+
+
+def test_the_four_stages_end_to_end(make_server: MakeServer) -> None:
+    server = make_server()
+    pool_with(server, 30)
+    for stage in ("classify", "instances"):
+        assert cli(server, stage).exit_code == 0
+    result = CliRunner().invoke(app, ["filter", "--include-seeds"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = lines("data/dataset.jsonl")
+    assert len(rows) > 30 and len({r["id"] for r in rows}) == len(rows)
+    assert all(set(r) == {"id", "instruction", "input", "output", "is_classification"} for r in rows)
+    assert all(r["output"].strip() and r["input"] != r["output"] for r in rows)
+    assert sum(r["id"].startswith("seed-") for r in rows) == len(SEEDS)
