@@ -297,5 +297,9 @@ def version_cmd() -> None:
     typer.echo(f"selfinstruct {__version__}")
 
 
+# --- data commands (stats, export, report) are registered below this line ---
+# --- end of data commands ---
+
+
 def main() -> None:
     app(prog_name="selfinstruct")
