@@ -47,7 +47,7 @@ def seeds(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def fast_retries(tmp_path: Path) -> None:
-    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 4\n")
+    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 10\n")
 
 
 def run(server: FakeOpenAI | None, *args: str, key: str | None = KEY) -> Result:
@@ -178,14 +178,17 @@ def test_faults_that_do_not_recover_stop_with_the_pool_saved(
     make_server: MakeServer, seeds: Path
 ) -> None:
     server = make_server(fault_rate=1.0, fault_kinds=["503"])
-    result = run(server, "--seeds", str(seeds), "-n", "5", "--max-retries", "1")
+    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 4\n")
+    args = ("--seeds", str(seeds), "-n", "5", "--max-retries", "1", "--concurrency", "1")
+    result = run(server, *args)
     assert result.exit_code == 1
-    assert "Error: 4 consecutive requests failed, the last with HTTP 503" in result.stderr
-    assert "the pool is saved, re-run to continue" in result.stderr
+    assert result.stderr.startswith("Error: 4 consecutive failures over 0s, the last 503 Service")
+    assert f"from {server.base_url}; the pool is saved, re-run to continue" in result.stderr
     failures = lines(Path("data/failures.jsonl"))
-    assert len(failures) >= 4 and all(f["attempts"] == 2 for f in failures)
+    assert len(failures) == 2 and all(f["attempts"] == 2 for f in failures)
+    assert failures[0]["error"].startswith("503 Service Unavailable: ")
     manifest = json.loads(Path("data/run.json").read_text())["stages"]["generate"]
-    assert manifest["outcome"].startswith("error: 4 consecutive requests failed")
+    assert manifest["outcome"].startswith("error: 4 consecutive failures")
 
 
 def test_wrong_key_fails_fast_without_leaking_it(make_server: MakeServer, seeds: Path) -> None:

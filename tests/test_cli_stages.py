@@ -165,7 +165,7 @@ def test_failures_are_recorded_and_retried_next_run(make_server: MakeServer) -> 
     pool_with(server, 5)
     server.fault_rate, server.fault_kinds = 1.0, ["500"]
     result = cli(server, "classify", "--max-retries", "0", "--concurrency", "1")
-    assert result.exit_code == 1 and "3 consecutive requests failed" in result.stderr
+    assert result.exit_code == 1 and "Error: 3 consecutive failures" in result.stderr
     failures = lines("data/failures.jsonl")
     assert [f["stage"] for f in failures] == ["classify"] * 3
     assert not Path("data/classifications.jsonl").exists() or not lines(
@@ -236,6 +236,8 @@ def test_the_four_stages_end_to_end(make_server: MakeServer) -> None:
     assert result.exit_code == 0, result.output
     rows = lines("data/dataset.jsonl")
     assert len(rows) > 30 and len({r["id"] for r in rows}) == len(rows)
-    assert all(set(r) == {"id", "instruction", "input", "output", "is_classification"} for r in rows)
+    assert all(
+        set(r) == {"id", "instruction", "input", "output", "is_classification"} for r in rows
+    )
     assert all(r["output"].strip() and r["input"] != r["output"] for r in rows)
     assert sum(r["id"].startswith("seed-") for r in rows) == len(SEEDS)

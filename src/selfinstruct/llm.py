@@ -20,6 +20,7 @@ import openai
 from selfinstruct.cache import Completion, RequestCache
 from selfinstruct.config import Settings
 from selfinstruct.errors import BudgetExhausted, ConfigError, FatalAPIError
+from selfinstruct.flow import Flow
 from selfinstruct.models import Failure
 from selfinstruct.pool import JsonlAppender
 from selfinstruct.pricing import cost, price_for
@@ -71,7 +72,12 @@ class LLM:
     """Sends requests for one stage; every response goes to the cache before it is returned."""
 
     def __init__(
-        self, settings: Settings, cache: RequestCache, failures: JsonlAppender, stage: str
+        self,
+        settings: Settings,
+        cache: RequestCache,
+        failures: JsonlAppender,
+        stage: str,
+        flow: Flow | None = None,
     ) -> None:
         self.settings = settings
         self.cache = cache
@@ -80,9 +86,10 @@ class LLM:
         self.usage = Usage()
         self.prices = price_for(settings.model, settings.price_in, settings.price_out)
         self.client = make_client(settings)
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self.flow = flow or Flow(
+            settings.concurrency, settings.max_consecutive_failures, settings.breaker_seconds
+        )
         self._in_flight = 0
-        self._consecutive_failures = 0
         self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
 
     def request(self, prompt: str, params: dict[str, Any], sample: int = 0, **meta: Any) -> Request:
@@ -107,8 +114,7 @@ class LLM:
         self.check_budget()
         self._in_flight += 1
         try:
-            async with self._slots:
-                return await self._with_retries(req)
+            return await self._with_retries(req)
         finally:
             self._in_flight -= 1
 
@@ -121,28 +127,43 @@ class LLM:
 
     async def _with_retries(self, req: Request) -> Completion | None:
         attempts = self.settings.max_retries + 1
-        for attempt in range(attempts):
+        for attempt in range(1, attempts + 1):
             try:
-                completion = await self._send(req)
+                completion = await self._attempt(req)
             except RETRYABLE as e:
-                self._count_error(e)
-                if attempt + 1 < attempts:
+                if attempt < attempts:
+                    self._failed_attempt(e)
                     self.usage.retries += 1
-                    await asyncio.sleep(self._delay(e, attempt))
+                    await asyncio.sleep(self._delay(e, attempt - 1))
                     continue
-                self._give_up(req, e, attempts)
+                self._give_up(req, e, attempt)
                 return None
             except openai.APIStatusError as e:
-                self._count_error(e)
                 if e.status_code in FATAL:
                     raise FatalAPIError(self._fatal_message(e)) from None
-                self._give_up(req, e, attempt + 1)
+                self._give_up(req, e, attempt)  # other 4xx: retrying will not help
                 return None
-            self._consecutive_failures = 0
             self.cache.put(req.key, req.stage, {"body": req.body, "meta": req.meta}, completion)
             self.usage.add(completion, self.prices)
             return completion
         raise AssertionError("unreachable")
+
+    async def _attempt(self, req: Request) -> Completion:
+        """One try, holding a slot of the adaptive limit only while on the wire."""
+        limit = self.flow.limit
+        async with limit.slot():
+            started = time.monotonic()
+            completion = await self._send(req)
+        limit.succeeded(time.monotonic() - started)
+        self.flow.breaker.succeeded()
+        return completion
+
+    def _failed_attempt(self, error: BaseException) -> None:
+        name = describe(error)
+        self.usage.errors[name] = self.usage.errors.get(name, 0) + 1
+        if isinstance(error, (openai.RateLimitError, openai.APITimeoutError)):
+            self.flow.limit.cut()
+        self.flow.breaker.failed(self.redact(name), self.base_url)
 
     async def _send(self, req: Request) -> Completion:
         if self.settings.api == "chat":
@@ -168,24 +189,15 @@ class LLM:
         ceiling = min(self.settings.retry_backoff * 2**attempt, MAX_RETRY_AFTER)
         return random.uniform(ceiling / 2, ceiling)
 
-    def _count_error(self, error: BaseException) -> None:
-        name = describe(error)
-        self.usage.errors[name] = self.usage.errors.get(name, 0) + 1
-
     def _give_up(self, req: Request, error: BaseException, attempts: int) -> None:
+        """Record the request in the failures file; the run goes on unless the breaker trips."""
         self.usage.failed += 1
-        self._consecutive_failures += 1
         message = self.redact(f"{describe(error)}: {error}")
-        self.failures.append(
-            Failure(
-                stage=req.stage, request=req.key, error=message, attempts=attempts, time=time.time()
-            )
+        failure = Failure(
+            stage=req.stage, request=req.key, error=message, attempts=attempts, time=time.time()
         )
-        if self._consecutive_failures >= self.settings.max_consecutive_failures:
-            raise FatalAPIError(
-                f"{self._consecutive_failures} consecutive requests failed, the last with "
-                f"{message} from {self.base_url}; the pool is saved, re-run to continue"
-            )
+        self.failures.append(failure)
+        self._failed_attempt(error)
 
     def _fatal_message(self, error: openai.APIStatusError) -> str:
         detail = self.redact(server_message(error))
@@ -239,8 +251,11 @@ def retry_after(error: BaseException) -> float | None:
 
 
 def describe(error: BaseException) -> str:
-    status = getattr(error, "status_code", None)
-    return f"HTTP {status}" if status else type(error).__name__
+    """ "503 Service Unavailable", "APITimeoutError", ..."""
+    response = getattr(error, "response", None)
+    if isinstance(error, openai.APIStatusError) and response is not None:
+        return f"{error.status_code} {response.reason_phrase}".strip()
+    return type(error).__name__
 
 
 def server_message(error: openai.APIStatusError) -> str:

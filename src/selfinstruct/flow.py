@@ -1,0 +1,90 @@
+"""Traffic control shared by every request of a run: adaptive concurrency and a circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from selfinstruct.errors import FatalAPIError
+
+COOLDOWN = 1.0  # seconds between two cuts, so one burst of 429s halves the limit once
+LATENCY_FACTOR = 4.0  # a latency EWMA this many times the best seen means the server is queueing
+
+
+class AdaptiveLimit:
+    """AIMD on requests in flight: halve on 429s, timeouts or swelling latency; +1 per window."""
+
+    def __init__(self, ceiling: int, floor: int = 1) -> None:
+        self.ceiling, self.floor = ceiling, floor
+        self.limit = float(ceiling)
+        self.in_use = 0
+        self.cuts = 0
+        self.lowest = float(ceiling)
+        self._best = float("inf")
+        self._ewma: float | None = None
+        self._last_cut = -COOLDOWN
+        self._changed = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        while self.in_use >= int(self.limit):
+            self._changed.clear()
+            await self._changed.wait()
+        self.in_use += 1
+        try:
+            yield
+        finally:
+            self.in_use -= 1
+            self._changed.set()
+
+    def succeeded(self, latency: float) -> None:
+        self._best = min(self._best, latency)
+        self._ewma = latency if self._ewma is None else 0.8 * self._ewma + 0.2 * latency
+        if self._ewma > LATENCY_FACTOR * max(self._best, 0.05):
+            self.cut()
+        else:
+            self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+        self._changed.set()
+
+    def cut(self) -> None:
+        """Multiplicative decrease, at most once per cooldown."""
+        now = time.monotonic()
+        if now - self._last_cut < COOLDOWN:
+            return
+        self._last_cut = now
+        self.limit = max(float(self.floor), self.limit / 2)
+        self._ewma = None  # judge the new level on fresh samples
+        self.cuts += 1
+        self.lowest = min(self.lowest, self.limit)
+
+
+class Breaker:
+    """Stops the run when every attempt has failed for `max_failures` tries or `max_seconds`."""
+
+    def __init__(self, max_failures: int, max_seconds: float) -> None:
+        self.max_failures, self.max_seconds = max_failures, max_seconds
+        self.failures = 0
+        self._since: float | None = None
+
+    def succeeded(self) -> None:
+        self.failures, self._since = 0, None
+
+    def failed(self, error: str, where: str) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        self._since = self._since if self._since is not None else now
+        if self.failures >= self.max_failures or now - self._since >= self.max_seconds:
+            raise FatalAPIError(
+                f"{self.failures} consecutive failures over {now - self._since:.0f}s, the last "
+                f"{error} from {where}; the pool is saved, re-run to continue"
+            )
+
+
+class Flow:
+    """One limiter and one breaker for all the stages of a run."""
+
+    def __init__(self, concurrency: int, max_failures: int, max_seconds: float) -> None:
+        self.limit = AdaptiveLimit(concurrency)
+        self.breaker = Breaker(max_failures, max_seconds)
