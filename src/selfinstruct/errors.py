@@ -43,3 +43,11 @@ class CorruptPoolError(SelfInstructError):
     """A pool file is damaged beyond a torn last line; it is left untouched for inspection."""
 
     exit_code = 1
+
+
+class Interrupted(SelfInstructError):
+    """SIGINT or SIGTERM stopped the run after in-flight work was saved (exit 128 + signal)."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"interrupted by {name}; the pool is saved - re-run to continue")
+        self.exit_code = 128 + signum

@@ -88,3 +88,11 @@ class Flow:
     def __init__(self, concurrency: int, max_failures: int, max_seconds: float) -> None:
         self.limit = AdaptiveLimit(concurrency)
         self.breaker = Breaker(max_failures, max_seconds)
+        self.in_flight = 0
+        self.requests = 0
+        self.cost: float | None = 0.0
+
+    def spent(self, cost: float | None) -> None:
+        """Count a paid response toward the budget caps (cost None: prices unknown)."""
+        self.requests += 1
+        self.cost = None if cost is None or self.cost is None else self.cost + cost

@@ -89,7 +89,6 @@ class LLM:
         self.flow = flow or Flow(
             settings.concurrency, settings.max_consecutive_failures, settings.breaker_seconds
         )
-        self._in_flight = 0
         self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
 
     def request(self, prompt: str, params: dict[str, Any], sample: int = 0, **meta: Any) -> Request:
@@ -112,17 +111,18 @@ class LLM:
             self.usage.cached += 1
             return cached
         self.check_budget()
-        self._in_flight += 1
+        self.flow.in_flight += 1
         try:
             return await self._with_retries(req)
         finally:
-            self._in_flight -= 1
+            self.flow.in_flight -= 1
 
     def check_budget(self) -> None:
-        s = self.settings
-        if s.max_requests is not None and self.usage.requests + self._in_flight >= s.max_requests:
+        """The caps count every stage of this invocation (they share one Flow)."""
+        s, f = self.settings, self.flow
+        if s.max_requests is not None and f.requests + f.in_flight >= s.max_requests:
             raise BudgetExhausted(f"reached --max-requests {s.max_requests}")
-        if s.max_cost is not None and self.usage.cost is not None and self.usage.cost >= s.max_cost:
+        if s.max_cost is not None and f.cost is not None and f.cost >= s.max_cost:
             raise BudgetExhausted(f"reached --max-cost ${s.max_cost:.2f}")
 
     async def _with_retries(self, req: Request) -> Completion | None:
@@ -145,6 +145,9 @@ class LLM:
                 return None
             self.cache.put(req.key, req.stage, {"body": req.body, "meta": req.meta}, completion)
             self.usage.add(completion, self.prices)
+            self.flow.spent(
+                cost(self.prices, completion.prompt_tokens, completion.completion_tokens)
+            )
             return completion
         raise AssertionError("unreachable")
 

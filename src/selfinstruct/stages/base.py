@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -14,7 +17,7 @@ from typing import Any, TypeVar
 from selfinstruct import manifest
 from selfinstruct.cache import RequestCache
 from selfinstruct.config import Settings
-from selfinstruct.errors import BudgetExhausted
+from selfinstruct.errors import BudgetExhausted, Interrupted
 from selfinstruct.llm import LLM, Usage
 from selfinstruct.pool import JsonlAppender, Pool
 
@@ -49,6 +52,46 @@ class StageJob:
     progress: bool = True
 
 
+class Stop:
+    """SIGINT/SIGTERM while a stage runs: the first stops new work and gives requests in flight
+    `GRACE` seconds to finish and be written; the second exits at once (every record on disk
+    is already whole, and a torn line is repaired on the next start)."""
+
+    GRACE = 5.0
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def arm(self, task: asyncio.Task[Any]) -> None:
+        self.signum = None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received, sig, task)
+
+    def disarm(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    def _received(self, signum: int, task: asyncio.Task[Any]) -> None:
+        if self.signum is not None:
+            os._exit(128 + signum)
+        self.signum = signum
+        print(
+            f"\n{signal.Signals(signum).name}: finishing requests in flight (up to "
+            f"{self.GRACE:.0f}s) - send it again to quit at once",
+            file=sys.stderr,
+        )
+        asyncio.get_running_loop().call_later(self.GRACE, task.cancel)
+
+    def raise_if_stopped(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum, signal.Signals(self.signum).name)
+
+
+STOP = Stop()
+
+
 @contextlib.contextmanager
 def llm_session(pool: Pool, settings: Settings, stage: str) -> Iterator[LLM]:
     """A client bound to the pool's cache and failures file, closed afterwards."""
@@ -78,7 +121,12 @@ def run_recorded(
         **entry,
     }
     try:
-        result = asyncio.run(closing(main, llm))
+        try:
+            result = asyncio.run(closing(main, llm))
+        except asyncio.CancelledError:
+            STOP.raise_if_stopped()  # the grace period ran out
+            raise
+        STOP.raise_if_stopped()
         stopped = summary()[0]
         entry["outcome"] = f"stopped: {stopped}" if stopped else "done"
         return result
@@ -90,11 +138,16 @@ def run_recorded(
         manifest.record_stage(pool, llm.stage, entry, llm.usage)
 
 
-async def closing(main: Coroutine[Any, Any, T], llm: LLM) -> T:
+async def closing(main: Coroutine[Any, Any, T], *llms: LLM) -> T:
+    task = asyncio.current_task()
+    assert task is not None
+    STOP.arm(task)
     try:
         return await main
     finally:
-        await llm.aclose()
+        STOP.disarm()
+        for llm in llms:
+            await llm.aclose()
 
 
 async def map_window(
@@ -114,7 +167,9 @@ async def map_window(
     stopped: str | None = None
     try:
         while True:
-            while stopped is None and len(tasks) < width and more(len(tasks)):
+            while (
+                stopped is None and STOP.signum is None and len(tasks) < width and more(len(tasks))
+            ):
                 item = next(pending, _END)
                 if item is _END:
                     break

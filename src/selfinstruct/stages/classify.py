@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ class Classifier:
         self.llm, self.template, self.settings = llm, template, settings
         self.out = JsonlAppender(out)
         self.report = StageReport(usage=llm.usage)
-        self.on_done: Any = lambda n: None
+        self.on_done: Callable[[Classification], object] = lambda record: None
 
     def params(self, temperature: float) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -63,16 +64,15 @@ class Classifier:
         answer = parse_yes_no(completion.text)
         verdict = {True: "yes", False: "no", None: "unparsed"}[answer]
         self.report.counts[verdict] += 1
-        self.out.append(
-            Classification(
-                id=item.id,
-                instruction=item.instruction,
-                is_classification=answer,
-                answer=completion.text,
-                request=key,
-            )  # fmt: skip
+        record = Classification(
+            id=item.id,
+            instruction=item.instruction,
+            is_classification=answer,
+            answer=completion.text,
+            request=key,
         )
-        self.on_done(1)
+        self.out.append(record)
+        self.on_done(record)
 
 
 def classify(job: StageJob) -> StageReport:
@@ -92,7 +92,7 @@ def classify(job: StageJob) -> StageReport:
                 tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar,
                 worker.out,
             ):
-                worker.on_done = bar.update
+                worker.on_done = lambda record: bar.update(1)
                 window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
                 run_recorded(pool, llm, entry, timed(worker.report, window), worker.report.summary)
             return worker.report

@@ -63,7 +63,7 @@ class Generator:
         settings: GenerateSettings,
         template: Template,
         seed: int,
-        on_accept: Callable[[int], None] = lambda n: None,
+        on_accept: Callable[[MachineInstruction], object] = lambda record: None,
     ) -> None:
         self.pool, self.llm, self.settings, self.template = pool, llm, settings, template
         self.seed, self.on_accept = seed, on_accept
@@ -144,13 +144,12 @@ class Generator:
         self.index.add(text)
         self.machine.append(text)
         self.owner[cid] = key
-        self.accepted_out.append(
-            MachineInstruction(
-                id=cid, instruction=text, most_similar=similar, request=key, round=round_no
-            )
+        record = MachineInstruction(
+            id=cid, instruction=text, most_similar=similar, request=key, round=round_no
         )
+        self.accepted_out.append(record)
         report.accepted += 1
-        self.on_accept(1)
+        self.on_accept(record)
 
     def reject(
         self, rid: str, text: str, verdict: tuple[str, str], key: str, report: GenerateReport
@@ -267,7 +266,7 @@ def generate(job: GenerateJob) -> GenerateReport:
                 "prompts": {template.name: template.sha256},
             }
             bar = tqdm(total=job.target, initial=have, unit="instr", disable=not job.progress)
-            gen.on_accept = bar.update
+            gen.on_accept = lambda record: bar.update(1)
             with bar:
                 return run_recorded(pool, llm, entry, gen.run(job.target), gen.summary)
 

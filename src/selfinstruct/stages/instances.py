@@ -48,7 +48,7 @@ class InstanceWriter:
         self.llm, self.templates, self.settings = llm, templates, settings
         self.out = JsonlAppender(out.instances)
         self.report = StageReport(usage=llm.usage)
-        self.on_done: Callable[[int], object] = lambda n: None
+        self.on_done: Callable[[InstanceSet], object] = lambda record: None
 
     def params(self, kind: str) -> dict[str, Any]:
         s = self.settings
@@ -84,20 +84,19 @@ class InstanceWriter:
         self.report.counts["instances"] += len(kept)
         if not kept:
             self.report.counts["no_instances_parsed"] += 1
-        self.out.append(
-            InstanceSet(
-                id=item.id,
-                instruction=item.instruction,
-                is_classification=bool(item.is_classification),
-                prompt_kind=kind,
-                instances=[Instance(input=e.input, output=e.output) for e in kept],
-                truncated=Instance(input=cut.input, output=cut.output) if cut else None,
-                raw=completion.text,
-                finish_reason=completion.finish_reason,
-                request=key,
-            )  # fmt: skip
+        record = InstanceSet(
+            id=item.id,
+            instruction=item.instruction,
+            is_classification=bool(item.is_classification),
+            prompt_kind=kind,
+            instances=[Instance(input=e.input, output=e.output) for e in kept],
+            truncated=Instance(input=cut.input, output=cut.output) if cut else None,
+            raw=completion.text,
+            finish_reason=completion.finish_reason,
+            request=key,
         )
-        self.on_done(1)
+        self.out.append(record)
+        self.on_done(record)
 
 
 def instances(job: StageJob) -> StageReport:
@@ -125,7 +124,7 @@ def instances(job: StageJob) -> StageReport:
                 tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar,
                 worker.out,
             ):
-                worker.on_done = bar.update
+                worker.on_done = lambda record: bar.update(1)
                 window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
                 run_recorded(pool, llm, entry, timed(worker.report, window), worker.report.summary)
             return worker.report
