@@ -16,6 +16,7 @@ import select
 import socket
 import sys
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,7 @@ class Recorded:
     headers: dict[str, str]
     fault: str | None = None
     status: int | None = None  # None while in flight, and for a dropped connection
+    in_flight: int = 0  # requests being served when this one arrived, itself included
 
 
 # ---------------------------------------------------------------------------
@@ -706,7 +708,11 @@ class FakeOpenAI:
         hang_seconds: float = 3.0,
         retry_after: float = 0.05,
         models: Sequence[str] | None = None,
+        rate_limit: float | None = None,
+        burst: int = 1,
     ) -> None:
+        """`rate_limit`: a token bucket of `burst` requests refilled at this many per second;
+        a request that finds it empty gets a 429 with Retry-After (like a real rate limit)."""
         unknown = set(fault_kinds) - set(ALL_FAULTS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {ALL_FAULTS}")
@@ -718,6 +724,9 @@ class FakeOpenAI:
         self.hang_seconds = hang_seconds
         self.retry_after = retry_after
         self.models = list(models) if models is not None else None
+        self.rate_limit, self.burst = rate_limit, burst
+        self._tokens, self._refilled = float(burst), time.monotonic()
+        self.in_flight = 0
         self.requests: list[Recorded] = []
         self.base_url = ""
         self._rng = random.Random(seed)
@@ -800,13 +809,33 @@ class FakeOpenAI:
         problem = self._check(handler.command, path, body, headers)
         with self._lock:
             self.requests.append(record)
+            self.in_flight += 1
+            record.in_flight = self.in_flight
             if problem is None:
-                record.fault = self._draw_fault()
-        if self._pause(self.latency):
-            return handler.drop()
-        if problem is not None:
-            return handler.send(record, problem[0], problem[1], {})
-        self._respond(handler, record)
+                record.fault = "429" if self._rate_limited() else self._draw_fault()
+        try:
+            if self._pause(self.latency):
+                return handler.drop()
+            if problem is not None:
+                return handler.send(record, problem[0], problem[1], {})
+            self._respond(handler, record)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _rate_limited(self) -> bool:
+        """Take a token from the bucket (caller holds the lock); True when it is empty."""
+        if self.rate_limit is None:
+            return False
+        now = time.monotonic()
+        self._tokens = min(
+            float(self.burst), self._tokens + (now - self._refilled) * self.rate_limit
+        )
+        self._refilled = now
+        if self._tokens < 1.0:
+            return True
+        self._tokens -= 1.0
+        return False
 
     def _draw_fault(self) -> str | None:
         if self._script:

@@ -33,7 +33,9 @@ from selfinstruct.stages.dedup import dedup_file
 from selfinstruct.stages.filter import FilterJob, filter_pool
 from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate, sample_prompt
 from selfinstruct.stages.instances import instances
-from selfinstruct.summary import reason_rows, table, usage_rows
+from selfinstruct.stages.run import RunJob, run_pipeline
+from selfinstruct.stages.status import pool_status
+from selfinstruct.summary import Log, reason_rows, run_rows, status_rows, table, usage_rows
 
 app = typer.Typer(
     help="Turn a few seed tasks into an instruction-tuning dataset (Self-Instruct).",
@@ -291,6 +293,53 @@ def finish(stage: str, rows: list[tuple[str, str]], stopped: str | None) -> None
         raise typer.Exit(3)
 
 
+@app.command("run")
+@llm_command
+def run_cmd(
+    llm: Settings,
+    config: FileConfig,
+    seeds: SeedsOpt = None,
+    num_instructions: Annotated[
+        int | None, typer.Option("--num-instructions", "-n", min=1, help="Set the target.")
+    ] = None,
+    add: Annotated[int | None, typer.Option(min=1, help="Grow the saved target by K.")] = None,
+    pool: PoolOpt = Path("data"),
+    seed: Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")] = None,
+    prompts: PromptsOpt = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Append the summary and errors here.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary (errors still).")] = False,
+) -> None:
+    """All four stages toward the target; safe to run from cron (exits 0 when done)."""
+    job = RunJob(
+        pool=Pool(pool), seeds=seeds, target=num_instructions, add=add, llm=llm, prompts=prompts,
+        generate=resolve(GenerateSettings, {}, config.generate, "[generate]"),
+        classify=resolve(ClassifySettings, {}, config.classify, "[classify]"),
+        instances=resolve(InstancesSettings, {}, config.instances, "[instances]"),
+        filter=resolve(FilterSettings, {}, config.filter, "[filter]"),
+        seed=random.randrange(2**31) if seed is None else seed, progress=not quiet,
+    )  # fmt: skip
+    with Log(log_file, quiet) as log:
+        report = run_pipeline(job)
+        if report.nothing_to_do:
+            return log.echo(f"Nothing to do: {pool} is at its target of {report.target}.")
+        log.finish("run", run_rows(report), report.stopped)
+
+
+@app.command("status")
+@handle_errors
+def status_cmd(
+    pool: PoolOpt = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Progress per stage, failures, tokens and cost, the last run, and who holds the lock."""
+    status = pool_status(Pool(pool))
+    if as_json:
+        return typer.echo(json.dumps(status, indent=2, default=str))
+    typer.echo(table(status_rows(status)))
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the version."""
@@ -298,6 +347,66 @@ def version_cmd() -> None:
 
 
 # --- data commands (stats, export, report) are registered below this line ---
+@app.command("stats")
+@handle_errors
+def stats_cmd(
+    pool: PoolOpt = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """The paper's dataset statistics for the pool and the final dataset."""
+    from selfinstruct.stats import pool_stats, render_text
+
+    stats = pool_stats(Pool(pool))
+    typer.echo(stats.model_dump_json(indent=2) if as_json else render_text(stats))
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    fmt: Annotated[
+        str, typer.Option("--format", help="alpaca, openai, sharegpt or prompt-completion.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output file (one per split with --split).")],
+    pool: PoolOpt = Path("data"),
+    include_seeds: Annotated[bool, typer.Option(help="Add the seed tasks' instances.")] = False,
+    shuffle: Annotated[bool, typer.Option(help="Shuffle the records (with --seed).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for --shuffle and --varied-templates.")] = 0,
+    split: Annotated[
+        str | None, typer.Option(help="e.g. train=0.95,validation=0.05 (sums to 1).")
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="System message (openai).")] = None,
+    varied_templates: Annotated[
+        bool, typer.Option(help="Vary the prompt wording per record (prompt-completion).")
+    ] = False,
+) -> None:
+    """Write the final dataset in a fine-tuning format."""
+    from selfinstruct.export import ExportJob, export
+
+    job = ExportJob(
+        Pool(pool), fmt, out, include_seeds=include_seeds, shuffle=shuffle, seed=seed,
+        split=split, system=system, varied_templates=varied_templates,
+    )  # fmt: skip
+    report = export(job)
+    source = f"{report.from_dataset} from the dataset + {report.from_seeds} seed instances"
+    rows = [("records", f"{report.from_dataset + report.from_seeds} ({source})"), ("format", fmt)]
+    rows += [(name or "written", f"{n} -> {path}") for name, n, path in report.files]
+    finish("export", rows, None)
+
+
+@app.command("report")
+@handle_errors
+def report_cmd(
+    out: Annotated[Path, typer.Option(help="The HTML page to write.")] = Path("report.html"),
+    pool: PoolOpt = Path("data"),
+) -> None:
+    """Write a self-contained HTML report: stats, charts and sample records."""
+    from selfinstruct.report import write_report
+
+    result = write_report(Pool(pool), out)
+    samples = f"{result.kept} kept, {result.rejected} rejected"
+    finish("report", [("page", str(result.out)), ("samples", samples)], None)
+
+
 # --- end of data commands ---
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from selfinstruct.errors import FatalAPIError
 
-COOLDOWN = 1.0  # seconds between two cuts, so one burst of 429s halves the limit once
+MIN_COOLDOWN = 0.05  # a burst of 429s from one window of requests halves the limit once
 LATENCY_FACTOR = 4.0  # a latency EWMA this many times the best seen means the server is queueing
 
 
@@ -24,7 +24,7 @@ class AdaptiveLimit:
         self.lowest = float(ceiling)
         self._best = float("inf")
         self._ewma: float | None = None
-        self._last_cut = -COOLDOWN
+        self._last_cut = float("-inf")
         self._changed = asyncio.Event()
 
     @contextlib.asynccontextmanager
@@ -49,9 +49,10 @@ class AdaptiveLimit:
         self._changed.set()
 
     def cut(self) -> None:
-        """Multiplicative decrease, at most once per cooldown."""
+        """Multiplicative decrease, at most once per round trip (like TCP, once per window)."""
         now = time.monotonic()
-        if now - self._last_cut < COOLDOWN:
+        window = max(MIN_COOLDOWN, self._best if self._best != float("inf") else 0.0)
+        if now - self._last_cut < window:
             return
         self._last_cut = now
         self.limit = max(float(self.floor), self.limit / 2)

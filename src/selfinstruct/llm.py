@@ -185,12 +185,11 @@ class LLM:
         )
 
     def _delay(self, error: BaseException, attempt: int) -> float:
-        """Retry-After when the server sends it, else exponential backoff with full jitter."""
-        hinted = retry_after(error)
-        if hinted is not None:
-            return min(hinted, MAX_RETRY_AFTER)
+        """Exponential backoff with jitter, or longer when the server's Retry-After says so."""
         ceiling = min(self.settings.retry_backoff * 2**attempt, MAX_RETRY_AFTER)
-        return random.uniform(ceiling / 2, ceiling)
+        backoff = random.uniform(ceiling / 2, ceiling)
+        hinted = retry_after(error)
+        return backoff if hinted is None else min(max(hinted, backoff), MAX_RETRY_AFTER)
 
     def _give_up(self, req: Request, error: BaseException, attempts: int) -> None:
         """Record the request in the failures file; the run goes on unless the breaker trips."""

@@ -53,3 +53,10 @@ def record_stage(pool: Pool, stage: str, entry: dict[str, Any], usage: Usage | N
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def record_run(pool: Pool, info: dict[str, Any]) -> None:
+    """The `run` command's target and last outcome (what `status` shows and cron continues)."""
+    data = load(pool)
+    data["run"] = {**data.get("run", {}), **info}
+    write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")

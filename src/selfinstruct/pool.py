@@ -169,6 +169,21 @@ class PoolLock:
         os.write(fd, f"pid {os.getpid()}, started {stamp}\n".encode())
         self._fd = fd
 
+    def holder(self) -> str | None:
+        """Who holds the lock ("pid 123, started ..."), or None; never waits, never takes it."""
+        if not self.path.exists():
+            return None
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.read(fd, 200).decode(errors="replace").strip() or "unknown process"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)

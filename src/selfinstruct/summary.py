@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
+import typer
+
+from selfinstruct.errors import SelfInstructError
 from selfinstruct.llm import Usage
+from selfinstruct.stages.run import RunReport
 
 
 def table(rows: list[tuple[str, str]]) -> str:
@@ -30,3 +37,79 @@ def usage_rows(usage: Usage) -> list[tuple[str, str]]:
 
 def reason_rows(rejected: Counter[str]) -> list[tuple[str, str]]:
     return [(f"  {reason}", str(n)) for reason, n in rejected.most_common()]
+
+
+def run_rows(report: RunReport) -> list[tuple[str, str]]:
+    gen, n = report.generate, report.counts
+    tasks = n.get("output_first", 0) + n.get("input_first", 0)
+    rows = [
+        ("instructions", f"{gen.total} / {report.target} (+{gen.accepted}, "
+                         f"{sum(gen.rejected.values())} rejected)"),
+        ("classified", f"{n.get('yes', 0)} yes, {n.get('no', 0)} no, "
+                       f"{n.get('unparsed', 0)} unparsed"),
+        ("instances", f"{n.get('instances', 0)} for {tasks} instructions"),
+    ]  # fmt: skip
+    if report.filter is not None:
+        rows.append(("dataset", f"{report.filter.instances_kept} instances -> {report.filter.out}"))
+    rows.append(("elapsed", f"{report.elapsed:.1f}s"))
+    for stage, usage in report.usage.items():
+        rows.append((f"{stage} requests", usage_rows(usage)[0][1]))
+    unknown = any(u.cost is None for u in report.usage.values())
+    total = sum((u.cost or 0.0) for u in report.usage.values())
+    rows.append(("cost", "n/a (unknown model prices)" if unknown else f"${total:.4f}"))
+    return rows
+
+
+def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    gen, cls, ins, last = s["generate"], s["classify"], s["instances"], s["last_run"] or {}
+    usage = s["usage"].values()
+    cost = sum((u.get("cost") or 0.0) for u in usage)
+    tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage)
+    dataset = s["filter"]["dataset"]
+    return [
+        ("pool", s["pool"]),
+        ("generate", f"{gen['done']} / {s['target'] or '-'} instructions, "
+                     f"{gen['failures']} failed requests"),
+        ("classify", f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
+                     f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
+                     f"{cls['failures']} failed requests"),
+        ("instances", f"{ins['done']} done ({ins['instances']} instances), "
+                      f"{ins['pending']} pending, {ins['failures']} failed requests"),
+        ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
+        ("spent", f"{tokens} tokens, ${cost:.4f}"),
+        ("last run", f"{last.get('started', '-')} to {last.get('finished', '-')}: "
+                     f"{last.get('outcome', '-')}"),
+        ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
+    ]  # fmt: skip
+
+
+class Log:
+    """Where `run` reports: stdout unless --quiet, and a timestamped --log-file for cron."""
+
+    def __init__(self, path: Path | None, quiet: bool) -> None:
+        self.path, self.quiet = path, quiet
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        if isinstance(error, SelfInstructError):
+            self.write(f"Error: {error}")
+
+    def write(self, text: str) -> None:
+        if self.path is not None:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            with open(self.path, "a", encoding="utf-8") as fp:
+                fp.write("".join(f"{stamp} {line}\n" for line in text.splitlines()))
+
+    def echo(self, text: str) -> None:
+        self.write(text)
+        if not self.quiet:
+            typer.echo(text)
+
+    def finish(self, stage: str, rows: list[tuple[str, str]], stopped: str | None) -> None:
+        self.echo(f"{stage}: " + ("stopped early" if stopped else "done") + "\n" + table(rows))
+        if stopped:
+            self.write(f"Stopped: {stopped}")
+            typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)
+            raise typer.Exit(3)

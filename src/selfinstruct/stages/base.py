@@ -138,7 +138,7 @@ def run_recorded(
         manifest.record_stage(pool, llm.stage, entry, llm.usage)
 
 
-async def closing(main: Coroutine[Any, Any, T], *llms: LLM) -> T:
+async def closing(main: Awaitable[T], *llms: LLM) -> T:
     task = asyncio.current_task()
     assert task is not None
     STOP.arm(task)

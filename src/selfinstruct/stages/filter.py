@@ -177,27 +177,32 @@ def row(
 
 def filter_pool(job: FilterJob) -> FilterReport:
     """Write the final dataset and the rejects file; the same pool always gives the same bytes."""
+    with job.pool.writing():
+        return write_dataset(job)
+
+
+def write_dataset(job: FilterJob) -> FilterReport:
+    """Stage 4 on a pool whose lock the caller holds."""
     pool = job.pool
-    with pool.writing():
-        seeds = list(pool.read(pool.seeds, SeedTask))
-        flags = {c.id: c for c in pool.read(pool.classifications, Classification)}
-        sets = {s.id: s for s in pool.read(pool.instances, InstanceSet)}
-        work = Filter(pool, job.settings)
-        report = work.report
-        report.out = job.out or pool.root / "dataset.jsonl"
-        report.rejects = pool.root / "filter_rejects.jsonl"
-        with atomic_jsonl(report.out) as write, atomic_jsonl(report.rejects) as reject:
-            if job.include_seeds:
-                report.seeds = write_seeds(seeds, write)
-            for rec in work.novel(seeds, reject):
-                flag = flags.get(rec.id)
-                if flag is None or flag.is_classification is None:
-                    work.drop(reject, "not_classified", rec.id, rec.instruction)
-                elif rec.id not in sets:
-                    work.drop(reject, "no_instances", rec.id, rec.instruction)
-                else:
-                    work.task(rec, sets[rec.id], write, reject)
-        return report
+    seeds = list(pool.read(pool.seeds, SeedTask))
+    flags = {c.id: c for c in pool.read(pool.classifications, Classification)}
+    sets = {s.id: s for s in pool.read(pool.instances, InstanceSet)}
+    work = Filter(pool, job.settings)
+    report = work.report
+    report.out = job.out or pool.root / "dataset.jsonl"
+    report.rejects = pool.root / "filter_rejects.jsonl"
+    with atomic_jsonl(report.out) as write, atomic_jsonl(report.rejects) as reject:
+        if job.include_seeds:
+            report.seeds = write_seeds(seeds, write)
+        for rec in work.novel(seeds, reject):
+            flag = flags.get(rec.id)
+            if flag is None or flag.is_classification is None:
+                work.drop(reject, "not_classified", rec.id, rec.instruction)
+            elif rec.id not in sets:
+                work.drop(reject, "no_instances", rec.id, rec.instruction)
+            else:
+                work.task(rec, sets[rec.id], write, reject)
+    return report
 
 
 def write_seeds(seeds: list[SeedTask], write: Write) -> int:

@@ -187,6 +187,7 @@ class Generator:
                     )
                     self.apply(req, pending.completion, report)
                     report.replayed += 1
+                    self.llm.usage.cached += 1
             await self.loop(report)
         finally:
             report.elapsed = time.monotonic() - started

@@ -1,0 +1,270 @@
+"""`selfinstruct run`: the four stages to the target in one process, overlapping where they can.
+
+Stage 1 feeds each accepted instruction to a classify queue, and each classified one to an
+instances queue, so all stages share the concurrency budget while generation goes on; the
+novelty decision stays serial in stage 1. Pending work left by earlier runs is queued first.
+Stage 4 runs at the end, when everything up to the target has instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+from selfinstruct import manifest
+from selfinstruct.cache import RequestCache
+from selfinstruct.config import (
+    ClassifySettings,
+    FilterSettings,
+    GenerateSettings,
+    InstancesSettings,
+    Settings,
+)
+from selfinstruct.errors import BudgetExhausted, ConfigError
+from selfinstruct.flow import Flow
+from selfinstruct.llm import LLM
+from selfinstruct.models import Classification, InstanceSet, MachineInstruction
+from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
+from selfinstruct.prompts import load_template
+from selfinstruct.stages.base import STOP, closing
+from selfinstruct.stages.classify import Classifier
+from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
+from selfinstruct.stages.generate import GenerateReport, Generator
+from selfinstruct.stages.instances import INPUT_FIRST, OUTPUT_FIRST, InstanceWriter
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class RunJob:
+    pool: Pool
+    seeds: Path | None
+    target: int | None
+    add: int | None
+    llm: Settings
+    generate: GenerateSettings
+    classify: ClassifySettings
+    instances: InstancesSettings
+    filter: FilterSettings
+    prompts: Path | None
+    seed: int
+    progress: bool = True
+
+
+@dataclass
+class RunReport:
+    target: int
+    generate: GenerateReport
+    counts: dict[str, int] = field(default_factory=dict)
+    filter: FilterReport | None = None
+    stopped: str | None = None
+    nothing_to_do: bool = False
+    elapsed: float = 0.0
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -> int:
+    """--num-instructions sets the target, --add grows it; both persist in run.json for cron."""
+    stored = manifest.load(pool).get("run", {}).get("target")
+    base = target if target is not None else stored
+    if base is None and add is None:
+        raise ConfigError(f"the pool {pool.root} has no target yet; pass --num-instructions N")
+    return (base if base is not None else have) + (add or 0)
+
+
+class Pipeline:
+    """Three stage workers over shared queues, one cache, one failures file, one Flow."""
+
+    def __init__(self, job: RunJob, cache: RequestCache, failures: JsonlAppender) -> None:
+        self.job, pool = job, job.pool
+        self.flow = Flow(
+            job.llm.concurrency, job.llm.max_consecutive_failures, job.llm.breaker_seconds
+        )
+        llms = {
+            s: LLM(job.llm, cache, failures, s, self.flow)
+            for s in ("generate", "classify", "instances")
+        }
+        self.llms = llms
+        seeds = pool_seeds(pool, job.seeds)
+        store_seeds(pool, seeds)
+        template = load_template(f"generate_{job.llm.api}", job.prompts)
+        self.gen = Generator(pool, seeds, llms["generate"], job.generate, template, job.seed)
+        self.cls = Classifier(
+            llms["classify"],
+            load_template("classify", job.prompts),
+            job.classify,
+            pool.classifications,
+        )
+        kinds = {
+            k: load_template(f"instances_{k}", job.prompts) for k in (OUTPUT_FIRST, INPUT_FIRST)
+        }
+        self.ins = InstanceWriter(llms["instances"], kinds, job.instances, pool)
+        self.to_classify: asyncio.Queue[MachineInstruction | None] = asyncio.Queue()
+        self.to_instances: asyncio.Queue[Classification | None] = asyncio.Queue()
+        self.stopped: str | None = None
+        self.queue_pending()
+
+    def queue_pending(self) -> None:
+        """Work earlier runs left: instructions without a class, classes without instances."""
+        pool = self.job.pool
+        classified = {c.id: c for c in pool.read(pool.classifications, Classification)}
+        with_instances = {r.id for r in pool.read(pool.instances, InstanceSet)}
+        for rec in pool.read(pool.instructions, MachineInstruction):
+            if rec.id not in classified:
+                self.to_classify.put_nowait(rec)
+        for c in classified.values():
+            if c.is_classification is not None and c.id not in with_instances:
+                self.to_instances.put_nowait(c)
+
+    def pending(self) -> int:
+        return self.to_classify.qsize() + self.to_instances.qsize()
+
+    async def run(self, target: int, bar: tqdm) -> GenerateReport:
+        def accepted(record: MachineInstruction) -> None:
+            self.to_classify.put_nowait(record)
+            bar.update(1)
+
+        def classified(record: Classification) -> None:
+            if record.is_classification is not None:
+                self.to_instances.put_nowait(record)
+            bar.set_postfix(classified=sum(self.cls.report.counts.values()))
+
+        self.gen.on_accept, self.cls.on_done = accepted, classified
+        width = self.job.llm.concurrency
+        classify = [
+            asyncio.ensure_future(self.worker(self.to_classify, self.cls.ask, self.cls.record))
+            for _ in range(width)
+        ]
+        instances = [
+            asyncio.ensure_future(self.worker(self.to_instances, self.ins.ask, self.ins.record))
+            for _ in range(width)
+        ]
+        generate = asyncio.ensure_future(self.gen.run(target))
+        try:
+            await supervise([generate], classify + instances)
+            for _ in classify:
+                self.to_classify.put_nowait(None)
+            await supervise(classify, instances)
+            for _ in instances:
+                self.to_instances.put_nowait(None)
+            await supervise(instances, [])
+        finally:
+            for task in [generate, *classify, *instances]:
+                task.cancel()
+            await asyncio.gather(generate, *classify, *instances, return_exceptions=True)
+            for llm in self.llms.values():
+                await llm.aclose()
+        return generate.result()
+
+    async def worker(
+        self,
+        queue: asyncio.Queue[T | None],
+        ask: Callable[[T], Awaitable[R]],
+        record: Callable[[T, R], None],
+    ) -> None:
+        while (item := await queue.get()) is not None:
+            if self.stopped is not None or STOP.signum is not None:
+                continue  # drain: left for the next run
+            try:
+                result = await ask(item)
+            except BudgetExhausted as e:
+                self.stopped = str(e)
+                continue
+            record(item, result)
+
+
+async def supervise(
+    waiting: Sequence[asyncio.Future[Any]], others: Sequence[asyncio.Future[Any]]
+) -> None:
+    """Wait for `waiting` to finish; re-raise at once if any task fails (e.g. the breaker)."""
+    remaining, pending = set(waiting), set(waiting) | set(others)
+    while remaining:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if (error := task.exception()) is not None:
+                raise error
+        remaining -= done
+
+
+def run_pipeline(job: RunJob) -> RunReport:
+    """Advance the pool to the target: generate, classify, instances, then filter."""
+    pool = job.pool
+    with pool.writing():
+        have = sum(1 for _ in pool.read(pool.instructions, MachineInstruction))
+        target = resolve_target(pool, job.target, job.add, have)
+        manifest.record_run(pool, {"target": target})
+        cache, failures = RequestCache(pool.cache), JsonlAppender(pool.failures)
+        try:
+            pipe = Pipeline(job, cache, failures)
+            report = RunReport(target=target, generate=GenerateReport(target, have))
+            if have >= target and pipe.pending() == 0 and dataset_current(pool):
+                report.nothing_to_do = True
+                return report
+            return drive(job, pipe, report, have)
+        finally:
+            failures.close()
+            cache.close()
+
+
+def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunReport:
+    started, stamp = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    outcome = "error"
+    bar = tqdm(total=report.target, initial=have, unit="instr", disable=not job.progress)
+    try:
+        with bar:
+            report.generate = run_async(pipe.run(report.target, bar))
+        report.stopped = report.generate.stopped or pipe.stopped
+        if report.stopped is None:
+            report.filter = write_dataset(FilterJob(job.pool, job.filter))
+        outcome = f"stopped: {report.stopped}" if report.stopped else "done"
+        return report
+    except BaseException as e:
+        outcome = f"error: {pipe.llms['generate'].redact(str(e)) or type(e).__name__}"
+        raise
+    finally:
+        report.elapsed = time.monotonic() - started
+        report.counts = {**pipe.cls.report.counts, **pipe.ins.report.counts}
+        for stage, llm in pipe.llms.items():
+            report.usage[stage] = llm.usage
+            manifest.record_stage(
+                job.pool,
+                stage,
+                {"started": stamp, "settings": job.llm.public(), "outcome": outcome},
+                llm.usage,
+            )
+        manifest.record_run(
+            job.pool,
+            {
+                "target": report.target,
+                "started": stamp,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "outcome": outcome,
+            },
+        )
+
+
+def run_async(main: Awaitable[T]) -> T:
+    """asyncio.run with the SIGINT/SIGTERM handling of every stage."""
+    try:
+        result = asyncio.run(closing(main))
+    except asyncio.CancelledError:
+        STOP.raise_if_stopped()
+        raise
+    STOP.raise_if_stopped()
+    return result
+
+
+def dataset_current(pool: Pool) -> bool:
+    """Whether stage 4's output is newer than everything it is made from."""
+    out = pool.root / "dataset.jsonl"
+    if not out.exists():
+        return False
+    inputs = [pool.seeds, pool.instructions, pool.classifications, pool.instances]
+    return all(out.stat().st_mtime >= p.stat().st_mtime for p in inputs if p.exists())

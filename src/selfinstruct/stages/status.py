@@ -1,0 +1,41 @@
+"""`selfinstruct status`: what is done and pending per stage, what it cost, who holds the lock."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from selfinstruct import manifest
+from selfinstruct.models import Classification, Failure, InstanceSet, MachineInstruction
+from selfinstruct.pool import Pool, iter_jsonl
+
+
+def pool_status(pool: Pool) -> dict[str, Any]:
+    """A JSON-ready summary; reads the pool without taking its lock."""
+    machine = [r.id for r in pool.read(pool.instructions, MachineInstruction)]
+    classes = {c.id: c.is_classification for c in pool.read(pool.classifications, Classification)}
+    with_instances = {r.id: len(r.instances) for r in pool.read(pool.instances, InstanceSet)}
+    failures = Counter(f.stage for f in pool.read(pool.failures, Failure))
+    data = manifest.load(pool)
+    dataset = pool.root / "dataset.jsonl"
+    parsed = [i for i, flag in classes.items() if flag is not None]
+    return {
+        "pool": str(pool.root),
+        "target": data.get("run", {}).get("target"),
+        "generate": {"done": len(machine), "failures": failures["generate"]},
+        "classify": {
+            "done": len(classes), "pending": sum(i not in classes for i in machine),
+            "yes": sum(v is True for v in classes.values()),
+            "no": sum(v is False for v in classes.values()),
+            "unparsed": sum(v is None for v in classes.values()),
+            "failures": failures["classify"],
+        },
+        "instances": {
+            "done": len(with_instances), "pending": sum(i not in with_instances for i in parsed),
+            "instances": sum(with_instances.values()), "failures": failures["instances"],
+        },
+        "filter": {"dataset": sum(1 for _ in iter_jsonl(dataset)) if dataset.exists() else None},
+        "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
+        "last_run": {k: v for k, v in data.get("run", {}).items() if k != "target"} or None,
+        "lock": pool.lock.holder(),
+    }  # fmt: skip
