@@ -610,6 +610,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeOpenAI
 
+    request_queue_size = 1024  # the listen backlog: 128 clients connecting at once must all fit
+    daemon_threads = True
+
     def __init__(self, fake: FakeOpenAI) -> None:
         self.fake = fake
         self.open_sockets: set[socket.socket] = set()

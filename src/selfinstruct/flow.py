@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -25,19 +27,38 @@ class AdaptiveLimit:
         self._best = float("inf")
         self._ewma: float | None = None
         self._last_cut = float("-inf")
-        self._changed = asyncio.Event()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        while self.in_use >= int(self.limit):
-            self._changed.clear()
-            await self._changed.wait()
-        self.in_use += 1
+    async def slot(self, priority: int = 0) -> AsyncIterator[None]:
+        """Hold one of `limit` slots; waiters with a higher priority are served first."""
+        if self.in_use < int(self.limit) and not self._waiters:
+            self.in_use += 1
+        else:
+            granted = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (-priority, next(self._order), granted))
+            try:
+                await granted
+            except asyncio.CancelledError:
+                if granted.done() and not granted.cancelled():
+                    self._release()  # handed a slot just as it was cancelled: pass it on
+                raise
         try:
             yield
         finally:
-            self.in_use -= 1
-            self._changed.set()
+            self._release()
+
+    def _release(self) -> None:
+        self.in_use -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_use < int(self.limit):
+            granted = heapq.heappop(self._waiters)[2]
+            if not granted.cancelled():
+                self.in_use += 1
+                granted.set_result(None)
 
     def succeeded(self, latency: float) -> None:
         self._best = min(self._best, latency)
@@ -46,7 +67,7 @@ class AdaptiveLimit:
             self.cut()
         else:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
-        self._changed.set()
+            self._wake()
 
     def cut(self) -> None:
         """Multiplicative decrease, at most once per round trip (like TCP, once per window)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -25,6 +26,11 @@ from selfinstruct.models import Failure
 from selfinstruct.pool import JsonlAppender
 from selfinstruct.pricing import cost, price_for
 
+
+class MalformedReply(ValueError):
+    """A 200 whose JSON is not a completion (retried like a dropped connection)."""
+
+
 RETRYABLE = (
     openai.RateLimitError,
     openai.InternalServerError,
@@ -32,9 +38,13 @@ RETRYABLE = (
     openai.APIConnectionError,
     openai.APIResponseValidationError,
     json.JSONDecodeError,
+    MalformedReply,
 )
 FATAL = {401: "the API key", 403: "the API key's permissions", 404: "--model and --base-url"}
 MAX_RETRY_AFTER = 120.0
+# Later stages first when requests wait for a slot: work in progress drains before new work.
+CONNECTIONS_PER_CLIENT = 16
+PRIORITY = {"generate": 0, "classify": 1, "instances": 2}
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class LLM:
         failures: JsonlAppender,
         stage: str,
         flow: Flow | None = None,
+        clients: Clients | None = None,
     ) -> None:
         self.settings = settings
         self.cache = cache
@@ -85,7 +96,8 @@ class LLM:
         self.stage = stage
         self.usage = Usage()
         self.prices = price_for(settings.model, settings.price_in, settings.price_out)
-        self.client = make_client(settings)
+        self._owns_clients = clients is None
+        self.clients = clients or Clients(settings)
         self.flow = flow or Flow(
             settings.concurrency, settings.max_consecutive_failures, settings.breaker_seconds
         )
@@ -154,7 +166,7 @@ class LLM:
     async def _attempt(self, req: Request) -> Completion:
         """One try, holding a slot of the adaptive limit only while on the wire."""
         limit = self.flow.limit
-        async with limit.slot():
+        async with limit.slot(PRIORITY.get(self.stage, 0)):
             started = time.monotonic()
             completion = await self._send(req)
         limit.succeeded(time.monotonic() - started)
@@ -169,20 +181,11 @@ class LLM:
         self.flow.breaker.failed(self.redact(name), self.base_url)
 
     async def _send(self, req: Request) -> Completion:
-        if self.settings.api == "chat":
-            chat = await self.client.chat.completions.create(**req.body)
-            choice = chat.choices[0]
-            text, reason, usage = choice.message.content or "", choice.finish_reason, chat.usage
-        else:
-            comp = await self.client.completions.create(**req.body)
-            cchoice = comp.choices[0]
-            text, reason, usage = cchoice.text, cchoice.finish_reason, comp.usage
-        return Completion(
-            text=text,
-            finish_reason=str(reason or "stop"),
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
+        # client.post sends the body as built and returns the JSON as is: the typed methods
+        # re-walk the request and build models, about 1.3 ms of CPU a request.
+        client = self.clients.next()
+        path = "/chat/completions" if self.settings.api == "chat" else "/completions"
+        return read_reply(await client.post(path, body=req.body, cast_to=dict[str, Any]))
 
     def _delay(self, error: BaseException, attempt: int) -> float:
         """Exponential backoff with jitter, or longer when the server's Retry-After says so."""
@@ -210,7 +213,7 @@ class LLM:
 
     @property
     def base_url(self) -> str:
-        return str(self.client.base_url).rstrip("/")
+        return self.clients.base_url
 
     def redact(self, text: str) -> str:
         """Never let the key, or a server's echo of part of it, reach a log or a file."""
@@ -219,7 +222,43 @@ class LLM:
         return re.sub(r"sk-[A-Za-z0-9_\-*]{3,}", "sk-[redacted]", text)
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if self._owns_clients:
+            await self.clients.aclose()
+
+
+def read_reply(data: dict[str, Any]) -> Completion:
+    """The text, finish reason and token counts of a chat or text completion."""
+    try:
+        choice = data["choices"][0]
+        message = choice.get("message")
+        text = (message.get("content") if message is not None else choice.get("text")) or ""
+        usage = data.get("usage") or {}
+        return Completion(
+            text=str(text),
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        raise MalformedReply(f"not a completion: {type(e).__name__} {e}") from None
+
+
+class Clients:
+    """Connection pools shared by the stages of a run. httpx scans every connection of a pool
+    for each request, so 128 requests in flight go through 8 pools of 16, round robin."""
+
+    def __init__(self, settings: Settings) -> None:
+        shards = max(1, -(-settings.concurrency // CONNECTIONS_PER_CLIENT))
+        self.pool = [make_client(settings) for _ in range(shards)]
+        self._turn = itertools.cycle(self.pool)
+        self.base_url = str(self.pool[0].base_url).rstrip("/")
+
+    def next(self) -> openai.AsyncOpenAI:
+        return next(self._turn)
+
+    async def aclose(self) -> None:
+        for client in self.pool:
+            await client.close()
 
 
 def make_client(settings: Settings) -> openai.AsyncOpenAI:

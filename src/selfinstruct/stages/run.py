@@ -28,7 +28,7 @@ from selfinstruct.config import (
 )
 from selfinstruct.errors import BudgetExhausted, ConfigError
 from selfinstruct.flow import Flow
-from selfinstruct.llm import LLM
+from selfinstruct.llm import LLM, Clients
 from selfinstruct.models import Classification, InstanceSet, MachineInstruction
 from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
 from selfinstruct.prompts import load_template
@@ -87,8 +87,9 @@ class Pipeline:
         self.flow = Flow(
             job.llm.concurrency, job.llm.max_consecutive_failures, job.llm.breaker_seconds
         )
+        self.clients = Clients(job.llm)
         llms = {
-            s: LLM(job.llm, cache, failures, s, self.flow)
+            s: LLM(job.llm, cache, failures, s, self.flow, self.clients)
             for s in ("generate", "classify", "instances")
         }
         self.llms = llms
@@ -159,8 +160,7 @@ class Pipeline:
             for task in [generate, *classify, *instances]:
                 task.cancel()
             await asyncio.gather(generate, *classify, *instances, return_exceptions=True)
-            for llm in self.llms.values():
-                await llm.aclose()
+            await self.clients.aclose()
         return generate.result()
 
     async def worker(
