@@ -5,7 +5,8 @@
 
 The fake server runs in its own process, so the CPU measured here is the pipeline's alone.
 Ideal = concurrency / latency. CPU per request = (CPU of the run - CPU of a run that finds
-nothing to do, i.e. start-up and loading the pool) / requests sent.
+nothing to do, i.e. start-up and loading the pool - CPU of stage 4, run once more on its own)
+/ requests sent: what each request costs while the pipeline is streaming.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fakeserver import FakeOpenAI, make_instruction  # noqa: E402
-
 from selfinstruct.config import (  # noqa: E402
     ClassifySettings,
     FilterSettings,
@@ -33,6 +33,7 @@ from selfinstruct.config import (  # noqa: E402
 )
 from selfinstruct.models import stable_id  # noqa: E402
 from selfinstruct.pool import Pool  # noqa: E402
+from selfinstruct.stages.filter import FilterJob, filter_pool  # noqa: E402
 from selfinstruct.stages.run import RunJob, run_pipeline  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
@@ -70,13 +71,15 @@ def prefill(root: Path, size: int) -> None:
     ):
         for text in texts:
             rid = stable_id("i", text)
-            ins.write(json.dumps({"id": rid, "instruction": text, "request": "x", "round": 0}) + "\n")
+            ins.write(
+                json.dumps({"id": rid, "instruction": text, "request": "x", "round": 0}) + "\n"
+            )
             cls.write(json.dumps({"id": rid, "instruction": text, "is_classification": False,
                                   "answer": "No", "request": "x"}) + "\n")  # fmt: skip
+            one = [{"input": "", "output": "ok"}]
             out.write(json.dumps({"id": rid, "instruction": text, "is_classification": False,
                                   "prompt_kind": "input_first", "raw": "", "request": "x",
-                                  "finish_reason": "stop",
-                                  "instances": [{"input": "", "output": "ok"}]}) + "\n")  # fmt: skip
+                                  "finish_reason": "stop", "instances": one}) + "\n")  # fmt: skip
 
 
 def cpu_seconds(pid: int) -> float:
@@ -101,11 +104,15 @@ def measure(
     idle_start = time.process_time()
     run_pipeline(job(root, base_url, concurrency, pool_size + new))  # nothing to do: start-up only
     idle_cpu = time.process_time() - idle_start
+    filter_start = time.process_time()
+    filter_pool(FilterJob(Pool(root), FilterSettings()))  # stage 4 once more, to subtract it
+    filter_cpu = time.process_time() - filter_start
     sent = sum(u.requests for u in report.usage.values())
     return {
         "concurrency": concurrency, "pool": pool_size, "requests": sent, "seconds": wall,
         "rps": sent / wall, "ideal": concurrency / latency,
-        "cpu_ms": (run_cpu - idle_cpu) / sent * 1000, "startup_cpu_s": idle_cpu,
+        "cpu_ms": (run_cpu - idle_cpu - filter_cpu) / sent * 1000, "startup_cpu_s": idle_cpu,
+        "filter_cpu_s": filter_cpu,
         "server_load": server_cpu / wall,
     }  # fmt: skip
 
@@ -123,12 +130,15 @@ def main() -> None:
     server.start()
     base_url = ready.get(timeout=30)
     os.environ.pop("OPENAI_API_KEY", None)
-    print(f"latency {args.latency * 1000:.0f} ms, pool {args.pool_size}, fake server in pid {server.pid}")
-    print(f"{'conc':>5} {'requests':>9} {'seconds':>8} {'req/s':>8} {'ideal':>7} {'% ideal':>8} {'CPU ms/req':>11} {'server CPU':>11}")
+    print(f"latency {args.latency * 1000:.0f} ms, pool {args.pool_size}, server pid {server.pid}")
+    columns = ("conc", "requests", "seconds", "req/s", "ideal", "% ideal", "CPU ms/req", "server")
+    print(" ".join(f"{c:>10}" for c in columns))
     for c in (int(x) for x in args.concurrency.split(",")):
         r = measure(base_url, c, args.latency, args.seconds, args.pool_size, server.pid or 0)
-        print(f"{c:>5} {r['requests']:>9.0f} {r['seconds']:>8.2f} {r['rps']:>8.1f} {r['ideal']:>7.0f} "
-              f"{100 * r['rps'] / r['ideal']:>7.1f}% {r['cpu_ms']:>11.2f} {100 * r['server_load']:>10.0f}%")  # fmt: skip
+        cells = (c, r["requests"], f"{r['seconds']:.2f}", f"{r['rps']:.1f}", f"{r['ideal']:.0f}",
+                 f"{100 * r['rps'] / r['ideal']:.1f}%", f"{r['cpu_ms']:.2f}",
+                 f"{100 * r['server_load']:.0f}% CPU")  # fmt: skip
+        print(" ".join(f"{cell:>10}" for cell in cells))
     stop.set()
     server.join(timeout=5)
 

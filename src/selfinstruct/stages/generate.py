@@ -130,10 +130,9 @@ class Generator:
             return  # already recorded before the run stopped: a replayed response
         report.candidates += 1
         verdict = self.check(text)
-        if verdict is None:
+        if verdict is None and not self.index.is_novel(text):  # the fast, prefix-filtered check
             score, best = self.index.best_match(text)
-            if score > self.settings.rouge_threshold:
-                verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
+            verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
         if verdict is not None:
             self.reject(rid, text, verdict, key, report)
             return
