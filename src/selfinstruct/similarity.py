@@ -1,0 +1,373 @@
+"""ROUGE-L F-measure exactly as rouge_score computes it, and a fast near-duplicate index.
+
+Scores equal ``RougeScorer(["rougeL"]).score(a, b)["rougeL"].fmeasure``: same tokens, same LCS,
+same floating-point expression. The index finds every pool text above the threshold through a
+prefix filter (see ``_prefix``) and decides with that exact expression; queries that need the
+overall best score (not just those above the threshold) scan the pool with rapidfuzz's LCS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import NamedTuple, TypeAlias
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq
+
+from selfinstruct._prefix import Floats, Ints, PrefixIndex, f_measure
+
+__all__ = ["DedupResult", "RougeIndex", "dedup", "rouge_l", "tokenize"]
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_CODE_POINTS = 0x110000  # token ids below this travel as one character each
+_FLUSH = 256  # texts added one by one are scanned directly until this many wait
+_SETTLED = 1 << 15  # the element order is re-derived as the pool doubles, up to this size
+_HEAD = 1 << 16  # dedup derives the element order from this many leading texts
+_BLOCK = 4096  # dedup decides this many texts per vectorized step
+_SCAN = 1024  # pools up to this size are simply scanned: cheaper than the prefix filter
+
+Seq: TypeAlias = str | list[int]
+
+
+def tokenize(text: str) -> list[str]:
+    """rouge_score's tokens: full-Unicode lowercase, then runs of [a-z0-9]."""
+    return _TOKEN.findall(text.lower())
+
+
+def _f(lcs: int, m: int, n: int) -> float:
+    """F from an LCS and two lengths, in rouge_score's floating-point order."""
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / n, lcs / m
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(a: str, b: str) -> float:
+    """RougeScorer(["rougeL"]).score(target=a, prediction=b) F-measure (symmetric)."""
+    ta, tb = tokenize(a), tokenize(b)
+    if not ta or not tb:
+        return 0.0
+    ids: dict[str, int] = {}
+    sa = [ids.setdefault(w, len(ids)) for w in ta]
+    sb = [ids.setdefault(w, len(ids)) for w in tb]
+    return _f(int(LCSseq.similarity(sa, sb)), len(ta), len(tb))
+
+
+def _lcs(left: Sequence[Seq], right: Sequence[Seq]) -> Ints:
+    """LCS lengths of corresponding sequences (rapidfuzz compares code points with ints)."""
+    if not left:
+        return np.empty(0, dtype=np.int64)
+    return process.cpdist(left, right, scorer=LCSseq.similarity, dtype=np.int64)
+
+
+def _tokens(seqs: Sequence[Seq]) -> Ints:
+    """Token ids of all sequences, concatenated."""
+    strs = [s for s in seqs if isinstance(s, str)]
+    if len(strs) == len(seqs):
+        raw = "".join(strs).encode("utf-32-le", "surrogatepass")
+        return np.frombuffer(raw, dtype=np.uint32).astype(np.int64)
+    parts = [np.array([ord(c) for c in s] if isinstance(s, str) else s, np.int64) for s in seqs]
+    return np.concatenate([np.empty(0, np.int64), *parts])
+
+
+class _Vocab:
+    """Interns tokens as ids, spelled as one character each while ids fit in Unicode."""
+
+    def __init__(self) -> None:
+        self._chars: dict[str, str] = {}
+        self._big: dict[str, int] = {}
+
+    def encode(self, text: str, register: bool = True) -> Seq:
+        """The text's token ids; unregistered new tokens get ids that match nothing."""
+        words = tokenize(text)
+        try:
+            return "".join([self._chars[w] for w in words])
+        except KeyError:
+            return self._encode_slow(words, register)
+
+    def _encode_slow(self, words: list[str], register: bool) -> Seq:
+        """Encode with new tokens (registered, or numbered past the vocabulary)."""
+        extra: dict[str, int] = {}
+        ids = [self._id(w, register, extra) for w in words]
+        if max(ids, default=0) < _CODE_POINTS:
+            return "".join(map(chr, ids))
+        return ids
+
+    def _id(self, word: str, register: bool, extra: dict[str, int]) -> int:
+        """Id of one token, registering or numbering it when new."""
+        if word in self._chars:
+            return ord(self._chars[word])
+        if word in self._big:
+            return self._big[word]
+        size = len(self._chars) + len(self._big)
+        if not register:
+            return extra.setdefault(word, size + len(extra))
+        if size < _CODE_POINTS:
+            self._chars[word] = chr(size)
+        else:
+            self._big[word] = size
+        return size
+
+
+class DedupResult(NamedTuple):
+    """One text's verdict and its best match among earlier kept (or `against`) texts.
+
+    `score`/`match` are exact for dropped texts; for kept texts they are 0.0/-1 unless
+    `dedup(..., exact_scores=True)`. `match` indexes `against` when `in_against`, else `texts`.
+    """
+
+    kept: bool
+    score: float
+    match: int
+    in_against: bool
+
+
+class RougeIndex:
+    """An append-only pool of texts for near-duplicate checks."""
+
+    def __init__(self, threshold: float = 0.7) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        self.threshold = threshold
+        self._texts: list[str] = []
+        self._seqs: list[Seq] = []
+        self._lens_buf: Ints = np.zeros(1024, dtype=np.int64)
+        self._vocab = _Vocab()
+        self._prefix = PrefixIndex(threshold)
+        self._pending: list[int] = []
+        self._basis = 0
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def text(self, i: int) -> str:
+        """The i-th added text."""
+        return self._texts[i]
+
+    def add(self, text: str) -> int:
+        """Add a text (no check) and return its index."""
+        i = self._append(text, self._vocab.encode(text))
+        self._pending.append(i)
+        if len(self._pending) >= _FLUSH:
+            self._flush()
+        return i
+
+    def extend(self, texts: Iterable[str]) -> None:
+        """Add many texts at once (no checks)."""
+        for text in texts:
+            self._pending.append(self._append(text, self._vocab.encode(text)))
+        self._flush()
+
+    def is_novel(self, text: str) -> bool:
+        """True when no pool text scores above the threshold."""
+        seq = self._vocab.encode(text, register=False)
+        if len(self) <= _SCAN:
+            return not (self._scores(seq) > self.threshold).any()
+        return not self._above(seq, first_only=True)
+
+    def best_match(self, text: str) -> tuple[float, int]:
+        """Exact max F over the pool and the first index reaching it; (0.0, -1) if none > 0."""
+        seq = self._vocab.encode(text, register=False)
+        hits = self._above(seq, first_only=False) if len(self) > _SCAN else []
+        if hits:
+            top = max(score for _, score in hits)
+            return top, min(i for i, score in hits if score == top)
+        scores = self._scores(seq)
+        best = int(np.argmax(scores)) if len(scores) else -1
+        return (float(scores[best]), best) if best >= 0 and scores[best] > 0 else (0.0, -1)
+
+    def most_similar(self, text: str, k: int = 10) -> list[tuple[int, float]]:
+        """Exact top-k (index, F) by F descending, ties by lower index; F == 0 omitted."""
+        scores = self._scores(self._vocab.encode(text, register=False))
+        hits = np.flatnonzero(scores > 0)
+        if k <= 0 or not len(hits):
+            return []
+        if len(hits) > k:
+            cut = np.partition(scores[hits], len(hits) - k)[len(hits) - k]
+            hits = hits[scores[hits] >= cut]
+        top = hits[np.lexsort((hits, -scores[hits]))][:k]
+        return [(int(i), float(scores[i])) for i in top]
+
+    def _append(self, text: str, seq: Seq) -> int:
+        """Store one text and its token sequence; return its index."""
+        i = len(self._texts)
+        if i == len(self._lens_buf):
+            self._lens_buf = np.concatenate((self._lens_buf, np.zeros(i, dtype=np.int64)))
+        self._lens_buf[i] = len(seq)
+        self._texts.append(text)
+        self._seqs.append(seq)
+        return i
+
+    def _lens(self) -> Ints:
+        """Token counts of all pool texts."""
+        return self._lens_buf[: len(self._texts)]
+
+    def _flush(self) -> None:
+        """Move waiting texts into the prefix index (re-deriving the order while it is young)."""
+        if not self._pending:
+            return
+        if self._basis < _SETTLED and len(self) >= 2 * self._basis:
+            self._reorder([])
+            return
+        ids = np.array(self._pending, dtype=np.int64)
+        self._index(ids)
+
+    def _index(self, ids: Ints) -> None:
+        """Add these pool texts' keys to the prefix index, a block at a time."""
+        self._pending = []
+        for start in range(0, len(ids), _HEAD):
+            part = ids[start : start + _HEAD]
+            seqs = [self._seqs[i] for i in part]
+            keys = self._prefix.keys(_tokens(seqs), self._lens()[part], register=True)
+            self._prefix.add(self._prefix.run(keys).subset(part))
+
+    def _reorder(self, sample: Sequence[Seq]) -> None:
+        """Rank elements by frequency in the pool plus a sample, and rebuild the prefix index."""
+        seqs = [*self._seqs, *sample]
+        lens = np.array([len(s) for s in seqs], dtype=np.int64)
+        self._prefix.order.reset(_tokens(seqs), lens)
+        self._prefix.runs = []
+        self._basis = len(seqs)
+        self._index(np.arange(len(self), dtype=np.int64))
+
+    def _above(self, seq: Seq, first_only: bool) -> list[tuple[int, float]]:
+        """Pool texts scoring above the threshold as (index, F); one is enough if first_only."""
+        if not seq:
+            return []
+        found = self._check(seq, np.array(self._pending, dtype=np.int64)) if self._pending else []
+        lens = np.array([len(seq)], dtype=np.int64)
+        keys = self._prefix.keys(_tokens([seq]), lens, register=False)
+        for run in self._prefix.runs:
+            if found and first_only:
+                break
+            found += self._check(seq, self._prefix.probe(keys, run, self._lens()) & 0xFFFFFFFF)
+        return found[:1] if first_only else found
+
+    def _check(self, seq: Seq, ids: Ints) -> list[tuple[int, float]]:
+        """(index, F) of the given pool texts that score above the threshold."""
+        scores = self._score_ids(seq, ids)
+        return [(int(ids[i]), float(scores[i])) for i in np.flatnonzero(scores > self.threshold)]
+
+    def _score_ids(self, seq: Seq, ids: Ints) -> Floats:
+        """Exact F of seq against these pool texts."""
+        lcs = _lcs([seq] * len(ids), [self._seqs[i] for i in ids])
+        return f_measure(lcs, np.full(len(ids), len(seq)), self._lens()[ids])
+
+    def _scores(self, seq: Seq) -> Floats:
+        """Exact F of seq against every pool text."""
+        if not seq or not self._seqs:
+            return np.zeros(len(self._seqs))
+        lcs = process.cdist([seq], self._seqs, scorer=LCSseq.similarity, dtype=np.int64)[0]
+        return f_measure(lcs, np.full(len(lcs), len(seq)), self._lens())
+
+
+def dedup(
+    texts: Iterable[str],
+    threshold: float = 0.7,
+    against: Iterable[str] = (),
+    *,
+    exact_scores: bool = False,
+) -> Iterator[DedupResult]:
+    """Keep each text unless it scores above threshold against `against` or an earlier kept text.
+
+    Results stream in input order after a read-ahead of up to 65,536 texts (the token frequency
+    sample). `exact_scores=True` also finds the best score of kept texts, by a full scan each.
+    """
+    index = RougeIndex(threshold)
+    prior = list(against)
+    if exact_scores:
+        yield from _dedup_exact(index, prior, texts)
+        return
+    stream = iter(texts)
+    head = list(islice(stream, _HEAD))
+    head_seqs = [index._vocab.encode(t) for t in head]
+    index._reorder([index._vocab.encode(t) for t in prior] + head_seqs)
+    index.extend(prior)
+    source = list(range(len(prior)))
+    done = 0
+    for block, seqs in _blocks(head, head_seqs, stream, index):
+        for kept, score, match in _decide(index, block, seqs, source, done):
+            yield _result(kept, score, match, source, len(prior))
+        done += len(block)
+
+
+def _blocks(
+    head: list[str], head_seqs: list[Seq], stream: Iterator[str], index: RougeIndex
+) -> Iterator[tuple[list[str], list[Seq]]]:
+    """The head, then the rest of the stream, in blocks of _BLOCK texts with their tokens."""
+    for start in range(0, len(head), _BLOCK):
+        yield head[start : start + _BLOCK], head_seqs[start : start + _BLOCK]
+    while block := list(islice(stream, _BLOCK)):
+        yield block, [index._vocab.encode(t) for t in block]
+
+
+def _result(kept: bool, score: float, match: int, source: list[int], n_prior: int) -> DedupResult:
+    """Translate a pool index into a position in `against` or `texts`."""
+    if match < 0:
+        return DedupResult(kept, score, -1, False)
+    return DedupResult(kept, score, source[match], match < n_prior)
+
+
+def _dedup_exact(
+    index: RougeIndex, prior: list[str], texts: Iterable[str]
+) -> Iterator[DedupResult]:
+    """Sequential dedup that also reports the exact best score of kept texts."""
+    index.extend(prior)
+    source = list(range(len(prior)))
+    for pos, text in enumerate(texts):
+        score, match = index.best_match(text)
+        kept = score <= index.threshold
+        yield _result(kept, score, match, source, len(prior))
+        if kept:
+            index.add(text)
+            source.append(pos)
+
+
+def _decide(
+    index: RougeIndex, block: list[str], seqs: list[Seq], source: list[int], done: int
+) -> list[tuple[bool, float, int]]:
+    """Decide a block in order against the pool and its own earlier kept texts; add the kept."""
+    index._flush()
+    lens = np.array([len(s) for s in seqs], dtype=np.int64)
+    prefix = index._prefix
+    keys = prefix.keys(_tokens(seqs), lens, register=True)
+    outer = [prefix.probe(keys, run, index._lens()) for run in prefix.runs]
+    run = prefix.run(keys)
+    own = prefix.probe(keys, run, lens, True)
+    partners = _verified(index, seqs, lens, np.concatenate([own, *outer]), len(own))
+    pool_ids = np.full(len(block), -1, dtype=np.int64)
+    out = []
+    for x in range(len(block)):
+        best, match = 0.0, -1
+        for y, score, inner in partners.get(x, ()):
+            pid = int(pool_ids[y]) if inner else y
+            if pid >= 0 and (score > best or (score == best and pid < match)):
+                best, match = score, pid
+        if match < 0:
+            pool_ids[x] = index._append(block[x], seqs[x])
+            source.append(done + x)
+        out.append((match < 0, best, match))
+    prefix.add(run.subset(pool_ids))
+    return out
+
+
+def _verified(
+    index: RougeIndex, seqs: list[Seq], lens: Ints, pairs: Ints, n_own: int
+) -> dict[int, list[tuple[int, float, bool]]]:
+    """Exact scores of candidate pairs, above-threshold ones grouped by block text."""
+    x, y = pairs >> 32, pairs & 0xFFFFFFFF
+    inner = np.arange(len(pairs)) < n_own
+    other = [
+        seqs[j] if own else index._seqs[j]
+        for j, own in zip(y.tolist(), inner.tolist(), strict=True)
+    ]
+    lcs = _lcs([seqs[i] for i in x.tolist()], other)
+    n = np.concatenate((lens[y[:n_own]], index._lens()[y[n_own:]]))
+    scores = f_measure(lcs, lens[x], n)
+    partners: dict[int, list[tuple[int, float, bool]]] = {}
+    for i in np.flatnonzero(scores > index.threshold).tolist():
+        partners.setdefault(int(x[i]), []).append((int(y[i]), float(scores[i]), bool(inner[i])))
+    return partners
