@@ -20,10 +20,12 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from fakebatch import FakeBatches, batch_route
 
 Reply = Callable[[dict[str, Any]], str]
 
@@ -63,6 +65,7 @@ class Recorded:
     fault: str | None = None
     status: int | None = None  # None while in flight, and for a dropped connection
     in_flight: int = 0  # requests being served when this one arrived, itself included
+    raw: bytes = field(default=b"", repr=False)  # the body as sent (a multipart upload)
 
 
 # ---------------------------------------------------------------------------
@@ -740,6 +743,7 @@ class FakeOpenAI:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.files_batches = FakeBatches(self)  # the Files and Batches endpoints
 
     # -- lifecycle
 
@@ -792,6 +796,10 @@ class FakeOpenAI:
         usable = (None, "length", "hang")
         return [r for r in self.requests if r.status == 200 and r.fault in usable]
 
+    def finish_batches(self, **how: Any) -> list[str]:
+        """Finish the open batches (see FakeBatches.finish: order, fail_ids, expire, fail)."""
+        return self.files_batches.finish(**how)
+
     def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
         """JSON bodies of the requests received (optionally only those to `path`)."""
         return [r.body for r in self.requests if r.body is not None and path in (None, r.path)]
@@ -808,7 +816,7 @@ class FakeOpenAI:
     def _serve(self, handler: _Handler, raw: bytes, headers: dict[str, str]) -> None:
         path = handler.path.split("?", 1)[0]
         body = _json_object(raw)
-        record = Recorded(handler.command, path, body, headers)
+        record = Recorded(handler.command, path, body, headers, raw=raw)
         problem = self._check(handler.command, path, body, headers)
         with self._lock:
             self.requests.append(record)
@@ -855,7 +863,7 @@ class FakeOpenAI:
         headers: dict[str, str],
     ) -> tuple[int, dict[str, Any]] | None:
         """The error a real server would give before doing any work, if any."""
-        if (method, path) not in _ROUTES:
+        if (method, path) not in _ROUTES and batch_route(method, path) is None:
             msg = f"Invalid URL ({method} {path})"
             return 404, _error(msg, "invalid_request_error", None)
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
@@ -864,8 +872,8 @@ class FakeOpenAI:
                 "https://platform.openai.com/account/api-keys."
             )
             return 401, _error(msg, "invalid_request_error", "invalid_api_key")
-        if method == "GET":
-            return None
+        if method == "GET" or batch_route(method, path) is not None:
+            return None  # the Files and Batches endpoints check their own input
         if body is None:
             msg = "We could not parse the JSON body of your request."
             return 400, _error(msg, "invalid_request_error", None)
@@ -888,6 +896,11 @@ class FakeOpenAI:
             return handler.send(record, status, _error(message, type_, code), extra)
         if fault == "malformed":
             return handler.send(record, 200, b'{"id": "chatcmpl-broken", "choices": [{"ind', {})
+        if (record.method, record.path) not in _ROUTES:
+            status, payload = self.files_batches.serve(
+                record.method, record.path, record.raw, record.headers
+            )
+            return handler.send(record, status, payload, {})
         try:
             payload = _ROUTES[(record.method, record.path)](self, body, fault)
         except Exception as exc:  # a broken reply= callable: say so instead of hanging up

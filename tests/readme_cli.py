@@ -26,6 +26,11 @@ def reference() -> str:
     parts = [f"```\n$ selfinstruct --help\n{help_text([])}\n```\n"]
     for name in commands:
         parts.append(f"```\n$ selfinstruct {name} --help\n{help_text([name])}\n```\n")
+    for group in sorted(app.registered_groups, key=lambda g: g.name or ""):
+        assert group.name and group.typer_instance
+        subcommands = sorted(c.name or "" for c in group.typer_instance.registered_commands)
+        for args in [[group.name]] + [[group.name, name] for name in subcommands]:
+            parts.append(f"```\n$ selfinstruct {' '.join(args)} --help\n{help_text(args)}\n```\n")
     return "\n".join(parts)
 
 

@@ -24,10 +24,13 @@ from selfinstruct.config import (
     read_config_file,
     resolve,
 )
-from selfinstruct.errors import SelfInstructError
+from selfinstruct.errors import ConfigError, SelfInstructError
 from selfinstruct.pool import Pool, load_seeds
 from selfinstruct.prompts import load_template
 from selfinstruct.stages.base import StageJob, StageReport
+from selfinstruct.stages.batch import STAGES, BatchJob, BatchReport, advance, collect, submit
+from selfinstruct.stages.batch_offline import export, import_results
+from selfinstruct.stages.batch_remote import batch_status
 from selfinstruct.stages.classify import classify
 from selfinstruct.stages.dedup import dedup_file
 from selfinstruct.stages.filter import FilterJob, filter_pool
@@ -35,7 +38,16 @@ from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate, 
 from selfinstruct.stages.instances import instances
 from selfinstruct.stages.run import RunJob, run_pipeline
 from selfinstruct.stages.status import pool_status
-from selfinstruct.summary import Log, reason_rows, run_rows, status_rows, table, usage_rows
+from selfinstruct.summary import (
+    Log,
+    batch_rows,
+    columns,
+    reason_rows,
+    run_rows,
+    status_rows,
+    table,
+    usage_rows,
+)
 
 app = typer.Typer(
     help="Turn a few seed tasks into an instruction-tuning dataset (Self-Instruct).",
@@ -89,6 +101,10 @@ SeedsOpt = Annotated[
 TargetOpt = Annotated[
     int, typer.Option("--num-instructions", "-n", min=1, help="Target size of the machine pool.")
 ]
+BatchOpt = Annotated[
+    bool, typer.Option("--batch", help="Batch API: collect what finished, submit what is next.")
+]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")]
 
 
 def handle_errors(fn: F) -> F:
@@ -144,6 +160,7 @@ def generate_cmd(
         bool, typer.Option(help="Show settings and a prompt; send nothing.")
     ] = False,
     progress: ProgressOpt = True,
+    batch: BatchOpt = False,
 ) -> None:
     """Stage 1: bootstrap new instructions from the seeds until the pool holds -n of them."""
     job = GenerateJob(
@@ -153,6 +170,9 @@ def generate_cmd(
     )  # fmt: skip
     if dry_run:
         return show_dry_run(job)
+    if batch:
+        plan = batch_job(llm, config, pool, ("generate",), prompts, job.seed, seeds, job.target)
+        return print_batch("generate", advance(plan))
     print_generate(generate(job), job)
 
 
@@ -160,9 +180,13 @@ def generate_cmd(
 @llm_command
 def classify_cmd(
     llm: Settings, config: FileConfig, pool: PoolOpt = Path("data"), prompts: PromptsOpt = None,
-    progress: ProgressOpt = True,
+    progress: ProgressOpt = True, batch: BatchOpt = False,
 ) -> None:  # fmt: skip
     """Stage 2: ask whether each machine instruction is a classification task."""
+    if batch:
+        return print_batch(
+            "classify", advance(batch_job(llm, config, pool, ("classify",), prompts))
+        )
     stage = resolve(ClassifySettings, {}, config.classify, "[classify]")
     report = classify(StageJob(Pool(pool), llm, stage, prompts, progress))
     print_stage("classify", report, ["yes", "no", "unparsed", "retried", "failed"])
@@ -179,10 +203,15 @@ def instances_cmd(
     ] = None,
     prompts: PromptsOpt = None,
     progress: ProgressOpt = True,
+    batch: BatchOpt = False,
 ) -> None:
     """Stage 3: write inputs and outputs (output-first for classification tasks)."""
     flags = {"max_instances": max_instances}
     stage = resolve(InstancesSettings, flags, config.instances, "[instances]")
+    if batch:
+        plan = batch_job(llm, config, pool, ("instances",), prompts)
+        plan.instances = stage
+        return print_batch("instances", advance(plan))
     report = instances(StageJob(Pool(pool), llm, stage, prompts, progress))
     kinds = ["output_first", "input_first", "instances", "no_instances_parsed", "failed"]
     print_stage("instances", report, kinds)
@@ -310,8 +339,13 @@ def run_cmd(
         Path | None, typer.Option(help="Append the summary and errors here.")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary (errors still).")] = False,
+    batch: BatchOpt = False,
 ) -> None:
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
+    if batch:
+        plan = batch_job(llm, config, pool, STAGES, prompts, seed, seeds, num_instructions)
+        plan.add, plan.filter = add, resolve(FilterSettings, {}, config.filter, "[filter]")
+        return run_batch(plan, log_file, quiet)
     job = RunJob(
         pool=Pool(pool), seeds=seeds, target=num_instructions, add=add, llm=llm, prompts=prompts,
         generate=resolve(GenerateSettings, {}, config.generate, "[generate]"),
@@ -344,6 +378,116 @@ def status_cmd(
 def version_cmd() -> None:
     """Print the version."""
     typer.echo(f"selfinstruct {__version__}")
+
+
+batch_app = typer.Typer(
+    help="Batch mode: the Batch API at half price, or an offline engine (vllm run-batch).",
+    no_args_is_help=True,
+)
+app.add_typer(batch_app, name="batch")
+StageOpt = Annotated[
+    str, typer.Option(help="generate, classify, instances, or auto (every stage with work).")
+]
+BatchTargetOpt = Annotated[
+    int | None,
+    typer.Option("--num-instructions", "-n", min=1, help="Stage 1's target (else the saved one)."),
+]
+
+
+def batch_job(
+    llm: Settings, config: FileConfig, pool: Path, stages: tuple[str, ...], prompts: Path | None,
+    seed: int | None = None, seeds: Path | None = None, target: int | None = None,
+) -> BatchJob:  # fmt: skip
+    return BatchJob(
+        pool=Pool(pool), llm=llm, stages=stages, prompts=prompts, seeds=seeds, target=target,
+        generate=resolve(GenerateSettings, {}, config.generate, "[generate]"),
+        classify=resolve(ClassifySettings, {}, config.classify, "[classify]"),
+        instances=resolve(InstancesSettings, {}, config.instances, "[instances]"),
+        seed=random.randrange(2**31) if seed is None else seed,
+    )  # fmt: skip
+
+
+def run_batch(job: BatchJob, log_file: Path | None, quiet: bool) -> None:
+    with Log(log_file, quiet) as log:
+        report = advance(job)
+        if report.idle and report.dataset is None:
+            return log.echo(f"Nothing to do: {job.pool.root} is at its target of {report.target}.")
+        log.finish("run", batch_rows(report), report.stopped)
+
+
+def stages_of(stage: str) -> tuple[str, ...]:
+    if stage == "auto":
+        return STAGES
+    if stage not in STAGES:
+        raise ConfigError(f"unknown --stage {stage!r}; choose {', '.join(STAGES)} or auto")
+    return (stage,)
+
+
+def print_batch(name: str, report: BatchReport) -> None:
+    if report.idle and report.dataset is None:
+        return typer.echo("Nothing to do: no batch is open and no stage has requests to send.")
+    finish(name, batch_rows(report), report.stopped)
+
+
+@batch_app.command("submit")
+@llm_command
+def batch_submit_cmd(
+    llm: Settings, config: FileConfig, stage: StageOpt = "auto", pool: PoolOpt = Path("data"),
+    num_instructions: BatchTargetOpt = None, seeds: SeedsOpt = None, seed: SeedOpt = None,
+    prompts: PromptsOpt = None,
+) -> None:  # fmt: skip
+    """Upload the requests each stage needs next and create their batches."""
+    plan = batch_job(llm, config, pool, stages_of(stage), prompts, seed, seeds, num_instructions)
+    print_batch("batch submit", submit(plan))
+
+
+@batch_app.command("collect")
+@llm_command
+def batch_collect_cmd(
+    llm: Settings, config: FileConfig, pool: PoolOpt = Path("data"), prompts: PromptsOpt = None
+) -> None:
+    """Download finished batches and write their results to the pool."""
+    print_batch("batch collect", collect(batch_job(llm, config, pool, STAGES, prompts)))
+
+
+@batch_app.command("status")
+@llm_command
+def batch_status_cmd(
+    llm: Settings,
+    config: FileConfig,
+    pool: PoolOpt = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Each batch's state and request counts (open ones as the server reports them)."""
+    rows = batch_status(Pool(pool), llm)
+    if as_json:
+        return typer.echo(json.dumps(rows, indent=2))
+    typer.echo(columns(rows) if rows else f"No batches in {pool}.")
+
+
+@batch_app.command("export")
+@llm_command
+def batch_export_cmd(
+    llm: Settings, config: FileConfig,
+    out: Annotated[Path, typer.Option(help="Requests file (Batch API JSONL) for vllm run-batch.")],
+    stage: StageOpt = "auto", pool: PoolOpt = Path("data"), num_instructions: BatchTargetOpt = None,
+    seeds: SeedsOpt = None, seed: SeedOpt = None, prompts: PromptsOpt = None,
+) -> None:  # fmt: skip
+    """Write the next requests for an offline engine instead of uploading them."""
+    plan = batch_job(llm, config, pool, stages_of(stage), prompts, seed, seeds, num_instructions)
+    print_batch("batch export", export(plan, out))
+
+
+@batch_app.command("import")
+@llm_command
+def batch_import_cmd(
+    llm: Settings, config: FileConfig,
+    results: Annotated[Path, typer.Argument(help="Batch API output JSONL (vllm run-batch -o).")],
+    pool: PoolOpt = Path("data"), prompts: PromptsOpt = None,
+) -> None:  # fmt: skip
+    """Write the results of exported requests to the pool."""
+    plan = batch_job(llm, config, pool, STAGES, prompts)
+    print_batch("batch import", import_results(plan, results))
 
 
 # --- data commands (stats, export, report) are registered below this line ---

@@ -33,6 +33,12 @@ class FatalAPIError(SelfInstructError):
     exit_code = 1
 
 
+class BatchAPIError(SelfInstructError):
+    """A Files or Batches API call failed; what is recorded is safe, so re-run to continue."""
+
+    exit_code = 1
+
+
 class BudgetExhausted(SelfInstructError):
     """A --max-requests or --max-cost cap stopped the run; the pool is saved."""
 

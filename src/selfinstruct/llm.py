@@ -13,18 +13,21 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 
 from selfinstruct.cache import Completion, RequestCache
 from selfinstruct.config import Settings
-from selfinstruct.errors import BudgetExhausted, ConfigError, FatalAPIError
+from selfinstruct.errors import BatchAPIError, BudgetExhausted, ConfigError, FatalAPIError
 from selfinstruct.flow import Flow
 from selfinstruct.models import Failure
 from selfinstruct.pool import JsonlAppender
 from selfinstruct.pricing import cost, price_for
+
+T = TypeVar("T")
 
 
 class MalformedReply(ValueError):
@@ -69,17 +72,24 @@ class Usage:
     completion_tokens: int = 0
     cost: float | None = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    batched: int = 0  # of `requests`, those answered through a batch (at the batch price)
 
-    def add(self, completion: Completion, prices: tuple[float, float] | None) -> None:
+    def add(
+        self, completion: Completion, prices: tuple[float, float] | None, batch: bool = False
+    ) -> None:
         self.requests += 1
+        self.batched += batch
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
-        spent = cost(prices, completion.prompt_tokens, completion.completion_tokens)
+        spent = cost(prices, completion.prompt_tokens, completion.completion_tokens, batch)
         self.cost = None if spent is None or self.cost is None else self.cost + spent
 
 
 class LLM:
-    """Sends requests for one stage; every response goes to the cache before it is returned."""
+    """Sends requests for one stage; every response goes to the cache before it is returned.
+
+    `connect=False` (batch mode) only builds requests: no client, so no key is needed.
+    """
 
     def __init__(
         self,
@@ -89,6 +99,7 @@ class LLM:
         stage: str,
         flow: Flow | None = None,
         clients: Clients | None = None,
+        connect: bool = True,
     ) -> None:
         self.settings = settings
         self.cache = cache
@@ -97,7 +108,7 @@ class LLM:
         self.usage = Usage()
         self.prices = price_for(settings.model, settings.price_in, settings.price_out)
         self._owns_clients = clients is None
-        self.clients = clients or Clients(settings)
+        self._clients = clients or (Clients(settings) if connect else None)
         self.flow = flow or Flow(
             settings.concurrency, settings.max_consecutive_failures, settings.breaker_seconds
         )
@@ -212,18 +223,29 @@ class LLM:
         )
 
     @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            raise AssertionError("an LLM made with connect=False never sends requests")
+        return self._clients
+
+    @property
     def base_url(self) -> str:
         return self.clients.base_url
 
     def redact(self, text: str) -> str:
         """Never let the key, or a server's echo of part of it, reach a log or a file."""
-        if self._secret:
-            text = text.replace(self._secret, "[redacted]")
-        return re.sub(r"sk-[A-Za-z0-9_\-*]{3,}", "sk-[redacted]", text)
+        return redact(text, self._secret)
 
     async def aclose(self) -> None:
-        if self._owns_clients:
-            await self.clients.aclose()
+        if self._owns_clients and self._clients is not None:
+            await self._clients.aclose()
+
+
+def redact(text: str, secret: str) -> str:
+    """The text without the key, or a server's echo of part of it."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    return re.sub(r"sk-[A-Za-z0-9_\-*]{3,}", "sk-[redacted]", text)
 
 
 def read_reply(data: dict[str, Any]) -> Completion:
@@ -263,6 +285,15 @@ class Clients:
 
 def make_client(settings: Settings) -> openai.AsyncOpenAI:
     """Local servers take any key; OpenAI itself needs one."""
+    return openai.AsyncOpenAI(
+        api_key=api_key(settings),
+        base_url=settings.base_url,
+        timeout=settings.timeout,
+        max_retries=0,
+    )
+
+
+def api_key(settings: Settings) -> str:
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if not key:
         if settings.base_url is None:
@@ -271,9 +302,7 @@ def make_client(settings: Settings) -> openai.AsyncOpenAI:
                 "(for a local server, pass --base-url http://localhost:8000/v1)"
             )
         key = "not-needed"
-    return openai.AsyncOpenAI(
-        api_key=key, base_url=settings.base_url, timeout=settings.timeout, max_retries=0
-    )
+    return key
 
 
 def retry_after(error: BaseException) -> float | None:
@@ -308,3 +337,116 @@ def server_message(error: openai.APIStatusError) -> str:
         if message:
             return str(message)
     return str(error.message)
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What batch mode needs of a server-side batch."""
+
+    id: str
+    status: str
+    input_file_id: str
+    output_file_id: str | None
+    error_file_id: str | None
+    completed: int
+    failed: int
+    total: int
+    error: str  # why a batch failed as a whole ("" if it did not)
+
+
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+UPLOAD_TIMEOUT = 600.0  # a 200 MB file takes longer than one completion
+
+
+class BatchAPI:
+    """The Files and Batches endpoints, synchronous: batch mode makes a few calls per run."""
+
+    # No retries here: a create retried blindly after a lost reply makes a duplicate, so the
+    # caller looks at what the server holds before it tries again (stages/batch.py).
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = openai.OpenAI(
+            api_key=api_key(settings),
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            max_retries=0,
+        )
+        self.base_url = str(self.client.base_url).rstrip("/")
+        self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
+
+    def upload(self, name: str, data: bytes) -> str:
+        file = (name, data, "application/jsonl")
+        timeout = max(self.settings.timeout, UPLOAD_TIMEOUT)
+        create = self.client.files.create
+        uploaded = self._call(
+            "upload " + name, lambda: create(file=file, purpose="batch", timeout=timeout)
+        )
+        return uploaded.id
+
+    def files(self) -> dict[str, list[str]]:
+        """Filename -> ids of the batch input files on the server, oldest first."""
+        listed = self._call("list files", lambda: list(self.client.files.list(purpose="batch")))
+        found: dict[str, list[str]] = {}
+        for f in sorted(listed, key=lambda f: f.created_at):
+            found.setdefault(f.filename, []).append(f.id)
+        return found
+
+    def create(self, file_id: str, endpoint: str, name: str) -> str:
+        create = self.client.batches.create
+        batch = self._call(
+            "create a batch for " + name,
+            lambda: create(
+                input_file_id=file_id,
+                endpoint=endpoint,  # type: ignore[arg-type]
+                completion_window="24h",
+                metadata={"selfinstruct": name},
+            ),
+        )
+        return batch.id
+
+    def batches(self) -> list[BatchInfo]:
+        return [
+            info(b) for b in self._call("list batches", lambda: list(self.client.batches.list()))
+        ]
+
+    def retrieve(self, batch_id: str) -> BatchInfo:
+        return info(self._call("get " + batch_id, lambda: self.client.batches.retrieve(batch_id)))
+
+    def content(self, file_id: str) -> bytes:
+        return self._call("download " + file_id, lambda: self.client.files.content(file_id)).content
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """One call; errors become a message that says what failed and what to do."""
+        try:
+            return call()
+        except openai.APIStatusError as e:
+            detail = redact(server_message(e), self._secret)
+            if e.status_code in FATAL:
+                raise FatalAPIError(
+                    f"{e.status_code} from {self.base_url} ({what}): {detail}; check "
+                    f"{FATAL[e.status_code]} (OPENAI_API_KEY / --api-key, --base-url, --model)"
+                ) from None
+            raise BatchAPIError(f"{what}: {describe(e)} from {self.base_url}: {detail}") from None
+        except RETRYABLE as e:
+            raise BatchAPIError(f"{what}: {describe(e)} from {self.base_url}") from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def info(batch: openai.types.Batch) -> BatchInfo:
+    """What batch mode needs of the client's Batch."""
+    counts = batch.request_counts
+    errors = batch.errors.data if batch.errors and batch.errors.data else []
+    return BatchInfo(
+        id=batch.id,
+        status=batch.status,
+        input_file_id=batch.input_file_id,
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+        completed=counts.completed if counts else 0,
+        failed=counts.failed if counts else 0,
+        total=counts.total if counts else 0,
+        error="; ".join(str(e.message or e.code) for e in errors[:3]),
+    )

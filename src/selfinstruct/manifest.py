@@ -40,10 +40,11 @@ def record_stage(pool: Pool, stage: str, entry: dict[str, Any], usage: Usage | N
     previous = data["stages"].get(stage, {})
     totals: dict[str, Any] = dict(previous.get("totals", {}))
     if usage is not None:
+        unknown = usage.cost is None or ("cost" in totals and totals["cost"] is None)
         for name, value in asdict(usage).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                totals[name] = round(totals.get(name, 0) + value, 6)
-        if usage.cost is None:
+                totals[name] = round((totals.get(name) or 0) + value, 6)
+        if unknown:  # once a run's prices were unknown, the total is unknown
             totals["cost"] = None
     data["versions"] = versions()
     data["stages"][stage] = {

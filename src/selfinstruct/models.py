@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -120,3 +121,47 @@ class InstanceSet(Record):
     raw: str
     finish_reason: str
     request: str
+
+
+class BatchRequest(Record):
+    """One request of a batch file as kept in POOL/batch_files: the Batch API line and its meta."""
+
+    custom_id: str  # the request's cache key
+    stage: str
+    url: str
+    body: dict[str, Any]
+    meta: dict[str, Any] = {}
+
+
+class BatchEvent(Record):
+    """A state change of one batch file, a line of batches.jsonl; the last line per file wins."""
+
+    file: str  # selfinstruct-<stage>-<hash of custom_ids>.jsonl, the same name on the server
+    stage: str
+    state: str  # written, uploading, uploaded, creating, submitted, collected, exported, imported
+    requests: int
+    endpoint: str
+    target: int | None = None  # stage 1: the pool size the requests were made for
+    file_id: str | None = None
+    batch_id: str | None = None
+    status: str | None = None  # the server's status when collected
+    done: int = 0
+    failed: int = 0
+    error: str = ""
+    time: float = 0.0
+
+
+class ResultBody(Record):
+    """The response of one line of a batch output file."""
+
+    status_code: int
+    request_id: str = ""
+    body: dict[str, object] | None = None
+
+
+class ResultLine(Record):
+    """A Batch API output or error line (also what `vllm run-batch -o` writes)."""
+
+    custom_id: str
+    response: ResultBody | None = None
+    error: object = None  # {"code", "message"} from OpenAI; vLLM may give a string

@@ -103,10 +103,10 @@ class JsonlAppender:
     line it wrote. fsync runs on a background thread every `sync_interval()` seconds (group
     commit): a power cut loses at most that much, and never tears an earlier line."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, interval: float | None = None) -> None:
         self.path = path
         self._fd: int | None = None
-        self._interval = sync_interval()
+        self._interval = sync_interval() if interval is None else interval
         self._dirty = threading.Event()
         self._closing = threading.Event()
         self._syncer: threading.Thread | None = None
@@ -236,6 +236,8 @@ class Pool:
         self.classifications = root / "classifications.jsonl"
         self.instances = root / "instances.jsonl"
         self.failures = root / "failures.jsonl"
+        self.batches = root / "batches.jsonl"
+        self.batch_files = root / "batch_files"
         self.cache = root / "cache.sqlite"
         self.manifest = root / "run.json"
         self.lock = PoolLock(root / ".lock")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+BATCH_DISCOUNT = 0.5  # the Batch API charges half the synchronous price
+
 # Published list prices; pass --price-in/--price-out for anything else or when they change.
 PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60),
@@ -30,8 +32,13 @@ def price_for(
 
 
 def cost(
-    prices: tuple[float, float] | None, prompt_tokens: int, completion_tokens: int
+    prices: tuple[float, float] | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    batch: bool = False,
 ) -> float | None:
+    """USD for one response; batch requests (OpenAI Batch API) cost `BATCH_DISCOUNT` of that."""
     if prices is None:
         return None
-    return (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1_000_000
+    full = (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1_000_000
+    return full * BATCH_DISCOUNT if batch else full

@@ -11,7 +11,18 @@ import typer
 
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.llm import Usage
+from selfinstruct.pricing import BATCH_DISCOUNT
+from selfinstruct.stages.batch import BatchReport
 from selfinstruct.stages.run import RunReport
+
+
+def columns(rows: list[dict[str, Any]]) -> str:
+    """A table with a header line, one column per key of the first row ("-" for None)."""
+    keys = list(rows[0])
+    cells = [keys] + [["-" if row[k] is None else str(row[k]) for k in keys] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(keys))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in cells)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def table(rows: list[tuple[str, str]]) -> str:
@@ -113,3 +124,63 @@ class Log:
             self.write(f"Stopped: {stopped}")
             typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)
             raise typer.Exit(3)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def batch_rows(report: BatchReport) -> list[tuple[str, str]]:
+    """What a batch-mode invocation collected, wrote to the pool, submitted, and what it cost."""
+    rows = collected_rows(report) + pool_rows(report)
+    for label, events in (("submitted", report.submitted), ("exported", report.exported)):
+        if events:
+            per = Counter[str]()
+            for event in events:
+                per[event.stage] += event.requests
+            detail = ", ".join(f"{stage} {n}" for stage, n in per.items())
+            files = plural(len(events), "file")
+            rows.append((label, f"{plural(sum(per.values()), 'request')} in {files} ({detail})"))
+    usage = report.usage.values()
+    tokens = [sum(u.prompt_tokens for u in usage), sum(u.completion_tokens for u in usage)]
+    rows.append(("tokens", "{} prompt + {} completion".format(*tokens)))
+    costs = [u.cost for u in usage]
+    total = "n/a (unknown model prices)" if None in costs else f"${sum(filter(None, costs)):.4f}"
+    rows.append(("cost", f"{total} (batch price: {BATCH_DISCOUNT:.0%} of the online one)"))
+    return rows
+
+
+def collected_rows(report: BatchReport) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if report.collected:
+        done = sum(e.done for e in report.collected)
+        failed = sum(e.failed for e in report.collected)
+        again = f", {failed} failed (asked again on the next submit)" if failed else ""
+        batches = plural(len(report.collected), "batch", "batches")
+        rows.append(("collected", f"{batches}: {plural(done, 'response')}{again}"))
+        for e in report.collected:
+            if e.status != "completed":
+                rows.append(
+                    (f"  {e.batch_id}", str(e.status) + (f": {e.error}" if e.error else ""))
+                )
+    if report.imported:
+        known, unknown = report.imported["known"], report.imported["unknown"]
+        rows.append(("imported", f"{plural(known, 'result')} ({unknown} unknown)"))
+    if report.waiting:
+        waiting = Counter(f"{event.stage} {status}" for event, status in report.waiting)
+        rows.append(("waiting", ", ".join(f"{n} {what}" for what, n in sorted(waiting.items()))))
+    return rows
+
+
+def pool_rows(report: BatchReport) -> list[tuple[str, str]]:
+    rows, gen, n = [], report.generate, report.counts
+    if gen is not None:
+        added = f"+{gen.accepted}, {sum(gen.rejected.values())} rejected"
+        rows.append(("instructions", f"{gen.total} / {gen.target} ({added})"))
+    if n["yes"] + n["no"] + n["unparsed"]:
+        rows.append(("classified", f"{n['yes']} yes, {n['no']} no, {n['unparsed']} unparsed"))
+    if tasks := n["output_first"] + n["input_first"]:
+        rows.append(("instances", f"{n['instances']} for {tasks} instructions"))
+    if (dataset := report.dataset) is not None:
+        rows.append(("dataset", f"{dataset.instances_kept} instances -> {dataset.out}"))
+    return rows

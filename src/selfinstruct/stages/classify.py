@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from selfinstruct.cache import Completion
 from selfinstruct.config import ClassifySettings
-from selfinstruct.llm import LLM
+from selfinstruct.llm import LLM, Request
 from selfinstruct.models import Classification, MachineInstruction
 from selfinstruct.parsing import parse_yes_no
 from selfinstruct.pool import JsonlAppender
@@ -44,14 +44,20 @@ class Classifier:
             params["stop"] = ["\n", "Task:"]
         return params
 
-    async def ask(self, item: MachineInstruction) -> tuple[str, Completion | None]:
-        """The answer; an unparsed one is asked once more (a sample of its own, so not cached)."""
+    def build(self, item: MachineInstruction, retry: bool = False) -> Request:
+        """The request for one instruction (the retry samples, so it has a key of its own)."""
         prompt = self.template.render(instruction=item.instruction)
-        req = self.llm.request(prompt, self.params(0.0))
+        if retry:
+            return self.llm.request(prompt, self.params(RETRY_TEMPERATURE), sample=1)
+        return self.llm.request(prompt, self.params(0.0))
+
+    async def ask(self, item: MachineInstruction) -> tuple[str, Completion | None]:
+        """The answer; an unparsed one is asked once more, at a higher temperature."""
+        req = self.build(item)
         completion = await self.llm.complete(req)
         if completion is not None and parse_yes_no(completion.text) is None:
             self.report.counts["retried"] += 1
-            retry = self.llm.request(prompt, self.params(RETRY_TEMPERATURE), sample=1)
+            retry = self.build(item, retry=True)
             if second := await self.llm.complete(retry):
                 req, completion = retry, second
         return req.key, completion

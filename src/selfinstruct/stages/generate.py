@@ -99,10 +99,13 @@ class Generator:
             params["stop"] = [f"\n{stop_at}", f"{stop_at}.", f"{stop_at} ."]
         return params
 
-    async def one_round(self) -> tuple[Request, Completion | None]:
-        round_no = self.rounds.take("generate.round")
+    def build_round(self, round_no: int) -> Request:
+        """The request of one round, sampled from the pool as it stands; nothing is sent."""
         text, first, last = self.prompt(round_no)
-        req = self.llm.request(text, self.params(last), sample=round_no, first=first)
+        return self.llm.request(text, self.params(last), sample=round_no, first=first)
+
+    async def one_round(self) -> tuple[Request, Completion | None]:
+        req = self.build_round(self.rounds.take("generate.round"))
         return req, await self.llm.complete(req)
 
     def apply(self, req: Request, completion: Completion, report: GenerateReport) -> None:
@@ -179,20 +182,25 @@ class Generator:
         self.report = report
         started = time.monotonic()
         try:
-            for pending in self.llm.cache.pending(STAGE):
-                if report.total < target:
-                    req = Request(
-                        pending.key, STAGE, pending.request["body"], pending.request["meta"]
-                    )
-                    self.apply(req, pending.completion, report)
-                    report.replayed += 1
-                    self.llm.usage.cached += 1
+            self.replay(report)
             await self.loop(report)
         finally:
             report.elapsed = time.monotonic() - started
-            self.accepted_out.close()
-            self.rejected_out.close()
+            self.close()
         return report
+
+    def replay(self, report: GenerateReport) -> None:
+        """Apply the cached responses not yet applied (a crash, or a collected batch)."""
+        for pending in self.llm.cache.pending(STAGE):
+            if report.total < report.target:
+                req = Request(pending.key, STAGE, pending.request["body"], pending.request["meta"])
+                self.apply(req, pending.completion, report)
+                report.replayed += 1
+                self.llm.usage.cached += 1
+
+    def close(self) -> None:
+        self.accepted_out.close()
+        self.rejected_out.close()
 
     async def loop(self, report: GenerateReport) -> None:
         report.stopped = await map_window(

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from selfinstruct.cache import Completion
 from selfinstruct.config import InstancesSettings
-from selfinstruct.llm import LLM
+from selfinstruct.llm import LLM, Request
 from selfinstruct.models import Classification, Instance, InstanceSet
 from selfinstruct.parsing import Example, parse_examples, parse_labelled
 from selfinstruct.pool import JsonlAppender, Pool
@@ -62,10 +62,14 @@ class InstanceWriter:
             params["stop"] = ["Task:", extra] if kind == INPUT_FIRST else ["Task:"]
         return params
 
-    async def ask(self, item: Classification) -> tuple[str, Completion | None]:
+    def build(self, item: Classification) -> Request:
+        """The request for one classified instruction; nothing is sent."""
         kind = prompt_kind(item)
         prompt = self.templates[kind].render(instruction=item.instruction)
-        req = self.llm.request(prompt, self.params(kind))
+        return self.llm.request(prompt, self.params(kind))
+
+    async def ask(self, item: Classification) -> tuple[str, Completion | None]:
+        req = self.build(item)
         return req.key, await self.llm.complete(req)
 
     def record(self, item: Classification, result: tuple[str, Completion | None]) -> None:
