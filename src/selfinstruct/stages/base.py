@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from tqdm import tqdm
 
 from selfinstruct import manifest
 from selfinstruct.cache import RequestCache
@@ -201,3 +203,27 @@ async def timed(report: StageReport, work: Awaitable[str | None]) -> StageReport
     finally:
         report.elapsed = time.monotonic() - started
     return report
+
+
+class Worker(Protocol):
+    """A per-instruction stage: build and send one request per item, then record the reply."""
+
+    report: StageReport
+    out: JsonlAppender
+    on_done: Callable[[Any], object]
+
+    async def ask(self, item: Any) -> Any: ...
+
+    def record(self, item: Any, result: Any) -> None: ...
+
+
+def run_worker(
+    job: StageJob, llm: LLM, worker: Worker, pending: list[Any], entry: dict[str, Any]
+) -> StageReport:
+    """Run a per-instruction stage over `pending` with a progress bar and a manifest entry."""
+    worker.report.pending = len(pending)
+    with tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar, worker.out:
+        worker.on_done = lambda record: bar.update(1)
+        window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
+        run_recorded(job.pool, llm, entry, timed(worker.report, window), worker.report.summary)
+    return worker.report

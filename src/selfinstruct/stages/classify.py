@@ -6,8 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from selfinstruct.cache import Completion
 from selfinstruct.config import ClassifySettings
 from selfinstruct.llm import LLM, Request
@@ -19,9 +17,7 @@ from selfinstruct.stages.base import (
     StageJob,
     StageReport,
     llm_session,
-    map_window,
-    run_recorded,
-    timed,
+    run_worker,
 )
 
 STAGE = "classify"
@@ -92,13 +88,6 @@ def classify(job: StageJob) -> StageReport:
             return StageReport(done_before=len(done))
         with llm_session(pool, job.llm, STAGE) as llm:
             worker = Classifier(llm, template, job.stage, pool.classifications)
-            worker.report.pending, worker.report.done_before = len(pending), len(done)
+            worker.report.done_before = len(done)
             entry = {STAGE: job.stage.model_dump(), "prompts": {template.name: template.sha256}}
-            with (
-                tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar,
-                worker.out,
-            ):
-                worker.on_done = lambda record: bar.update(1)
-                window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
-                run_recorded(pool, llm, entry, timed(worker.report, window), worker.report.summary)
-            return worker.report
+            return run_worker(job, llm, worker, pending, entry)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tqdm import tqdm
-
 from selfinstruct.cache import Completion
 from selfinstruct.config import InstancesSettings
 from selfinstruct.llm import LLM, Request
@@ -22,9 +20,7 @@ from selfinstruct.stages.base import (
     StageJob,
     StageReport,
     llm_session,
-    map_window,
-    run_recorded,
-    timed,
+    run_worker,
 )
 
 STAGE = "instances"
@@ -119,16 +115,7 @@ def instances(job: StageJob) -> StageReport:
             return StageReport(done_before=len(done))
         with llm_session(pool, job.llm, STAGE) as llm:
             worker = InstanceWriter(llm, templates, job.stage, pool)
-            worker.report.pending, worker.report.done_before = len(pending), len(done)
-            entry = {
-                STAGE: job.stage.model_dump(),
-                "prompts": {t.name: t.sha256 for t in templates.values()},
-            }
-            with (
-                tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar,
-                worker.out,
-            ):
-                worker.on_done = lambda record: bar.update(1)
-                window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
-                run_recorded(pool, llm, entry, timed(worker.report, window), worker.report.summary)
-            return worker.report
+            worker.report.done_before = len(done)
+            prompts = {t.name: t.sha256 for t in templates.values()}
+            entry = {STAGE: job.stage.model_dump(), "prompts": prompts}
+            return run_worker(job, llm, worker, pending, entry)
