@@ -24,28 +24,17 @@ from fakeserver import (
     make_instruction,
     prompt_text,
 )
+from pooldata import write_seeds
 from selfinstruct.cli import app
 
 KEY = "sk-test"
 MakeServer = Callable[..., FakeOpenAI]
-SEEDS = [
-    "Suggest a name for a bakery that specializes in sourdough bread.",
-    "Classify the following sentence as a question or a statement.",
-    "Give three tips for keeping houseplants alive during winter.",
-    "Translate the phrase below into Spanish.",
-    "Summarize the main argument of the paragraph in one sentence.",
-    "Decide whether the review is positive or negative.",
-    "Compose a short thank-you note to a neighbour who watered my garden.",
-    "List the planets of the solar system in order of distance from the sun.",
-]
 
 
 @pytest.fixture(autouse=True)
 def setup() -> None:
     Path("selfinstruct.toml").write_text("retry_backoff = 0.01\n")
-    Path("seeds.jsonl").write_text(
-        "".join(json.dumps({"instruction": t, "output": "ok"}) + "\n" for t in SEEDS)
-    )
+    write_seeds()
 
 
 def cli(server: FakeOpenAI, *args: str) -> Result:

@@ -18,20 +18,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from fakeserver import FakeOpenAI, default_reply, prompt_text
+from pooldata import SEEDS, write_seeds
 from selfinstruct.cli import app
 
 KEY = "sk-test"
 MakeServer = Callable[..., FakeOpenAI]
-SEEDS = [
-    "Suggest a name for a bakery that specializes in sourdough bread.",
-    "Classify the following sentence as a question or a statement.",
-    "Give three tips for keeping houseplants alive during winter.",
-    "Translate the phrase below into Spanish.",
-    "Summarize the main argument of the paragraph in one sentence.",
-    "Decide whether the review is positive or negative.",
-    "Compose a short thank-you note to a neighbour who watered my garden.",
-    "List the planets of the solar system in order of distance from the sun.",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -50,9 +41,7 @@ def lines(path: str) -> list[dict[str, Any]]:
 
 
 def pool_with(server: FakeOpenAI, n: int) -> None:
-    Path("seeds.jsonl").write_text(
-        "".join(json.dumps({"instruction": t, "output": "ok"}) + "\n" for t in SEEDS)
-    )
+    write_seeds()
     assert cli(server, "generate", "--seeds", "seeds.jsonl", "-n", str(n)).exit_code == 0
     server.requests.clear()
 
