@@ -323,3 +323,37 @@ def test_sigkill_mid_run_then_resume(make_server: MakeServer, seeds: Path) -> No
 
 def lines_safe(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def test_unknown_model_fails_fast(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server(models=["llama-3"])
+    result = run(server, "--seeds", str(seeds), "-n", "5", "--model", "no-such-model")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 404 from http://127.0.0.1:")
+    assert "check --model and --base-url" in result.stderr
+    assert len(server.requests) <= 8  # the requests already in flight, no retries
+
+
+def test_max_cost_stops_cleanly(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    args = ("--price-in", "1000", "--price-out", "1000", "--max-cost", "0.5", "--concurrency", "1")
+    result = run(server, "--seeds", str(seeds), "-n", "100", *args)
+    assert result.exit_code == 3 and "reached --max-cost $0.50" in result.stderr
+    cost = float(re.search(r"cost\s+\$([\d.]+)", result.stdout).group(1))  # type: ignore[union-attr]
+    per_request = cost / len(server.completed())
+    assert 0.5 <= cost < 0.5 + 2 * per_request  # stopped right after the request that crossed it
+
+
+def test_prompt_templates_can_be_overridden(make_server: MakeServer, seeds: Path) -> None:
+    server = make_server()
+    mine = Path("my_prompts")
+    mine.mkdir()
+    (mine / "generate_chat.txt").write_text("Our own words.\n{examples}\nNow {next} onwards.\n")
+    assert run(server, "--seeds", str(seeds), "-n", "3", "--prompts", str(mine)).exit_code == 0
+    assert prompt_of(server.bodies()[0]).startswith("Our own words.\n1. ")
+    (mine / "generate_chat.txt").write_text("No examples here, {next}.\n")
+    result = run(server, "-n", "6", "--prompts", str(mine))
+    assert result.exit_code == 2
+    assert (
+        result.stderr == f"Error: {mine / 'generate_chat.txt'}: missing placeholder {{examples}}\n"
+    )
