@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -246,6 +247,95 @@ def test_dedup_matches_brute_force(
     assert exact == brute_dedup(texts, t, against, exact=True)
 
 
+def brute_top(pool: list[str], text: str, k: int) -> list[tuple[int, float]]:
+    """Top-k (index, reference F) with F > 0, by F descending then index."""
+    scores = [(-reference(p, text), i) for i, p in enumerate(pool)]
+    return [(i, -s) for s, i in sorted(scores) if s < 0][:k]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from([0, 1, 2, 3, 4, 5, 2**31 - 1]), max_size=10), max_size=30),
+    st.integers(0, 30),
+    st.lists(st.lists(st.integers(0, 6), min_size=1, max_size=10), min_size=1, max_size=3),
+    st.sampled_from([0, 1, 3, 64, 100]),
+)
+def test_overlaps_count_shared_elements(
+    texts: list[list[int]], built: int, queries: list[list[int]], common: int
+) -> None:
+    with patched(_prefix, _COMMON=common):
+        overlaps = _prefix.Overlaps()
+        lens = np.array([len(t) for t in texts[:built]], dtype=np.int64)
+        tokens = np.array([x for t in texts[:built] for x in t], dtype=np.int64)
+        overlaps.rebuild(tokens, lens)
+        for t in texts[built:]:
+            overlaps.add(_prefix.element_codes(t), len(t))
+        for q in queries:
+            shared = [sum((Counter(t) & Counter(q)).values()) for t in texts]
+            ratio = np.float32(shared) / np.float32([len(t) + len(q) for t in texts])
+            assert overlaps.ratios(_prefix.element_codes(q)).tolist() == ratio.tolist()
+
+
+# Small first levels, samples and common-element sets push tiny pools through every branch of
+# the bounded top-k search: several levels, growing parts, all-postings and all-bits overlaps.
+TOP_CONFIGS = [
+    ({}, {}),
+    ({"_FIRST": 1, "_SAMPLE": 2}, {"_COMMON": 0}),
+    ({"_FIRST": 1, "_SAMPLE": 1}, {"_COMMON": 3}),
+    ({"_FIRST": 2}, {"_COMMON": 100}),
+]
+TOP_KS = [1, 2, 3, 10, 100]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(pool_text_st, max_size=30),
+    st.lists(pool_text_st, min_size=1, max_size=6),
+    st.integers(0, 30),
+)
+def test_top_k_matches_reference(pool: list[str], candidates: list[str], built: int) -> None:
+    """The stage 1 pattern: query each candidate, then add it (texts repeat, scores tie)."""
+    texts = pool + candidates
+    expected = [
+        {k: brute_top(texts[:i], texts[i], k) for k in TOP_KS} for i in range(len(pool), len(texts))
+    ]
+    for config, prefix_config in TOP_CONFIGS:
+        with patched(similarity, _SCAN=-1, **config), patched(_prefix, **prefix_config):
+            index = RougeIndex()
+            index.extend(pool[:built])
+            index.most_similar("a")  # builds the overlaps on part of the pool
+            for text in pool[built:]:
+                index.add(text)
+            for text, want in zip(candidates, expected, strict=True):
+                assert {k: index.most_similar(text, k) for k in TOP_KS} == want
+                assert index.best_match(text) == (
+                    (want[1][0][1], want[1][0][0]) if want[1] else (0.0, -1)
+                )
+                index.add(text)
+
+
+def test_top_k_ties_and_short_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(similarity, "_SCAN", -1)
+    monkeypatch.setattr(similarity, "_FIRST", 1)
+    index = RougeIndex()
+    index.extend(["c b a", "x y", "a b c"] * 30 + ["a b c d"])
+    exact = [(i, 1.0) for i in range(2, 90, 3)]
+    assert index.most_similar("a b c", 5) == exact[:5]
+    assert index.most_similar("a b c", 40) == exact + [(90, 0.8571428571428571)] + [
+        (i, 1 / 3) for i in range(0, 27, 3)
+    ]
+    assert index.most_similar("b", 3) == [(0, 0.5), (2, 0.5), (3, 0.5)]
+    assert index.most_similar("y q", 100) == [(i, 0.5) for i in range(1, 90, 3)]
+    assert index.most_similar("q", 10) == []
+    assert index.most_similar("a b c", 0) == []
+    assert index.best_match("c d") == (2 / 3, 90)
+    # Text 0 ties with the 20 others (F 0.5) though its bound is the lowest, which F attains.
+    index = RougeIndex()
+    index.extend(["a c"] + ["b a"] * 20)
+    assert index.most_similar("a b", 1) == [(0, 0.5)]
+    assert index.best_match("a b") == (0.5, 0)
+
+
 def test_dedup_boundary() -> None:
     texts = [
         "a b c d e f g h i j",
@@ -296,6 +386,21 @@ def test_dedup_realistic_corpus(n: int, t: float, seed: int) -> None:
     against = corpus(60, seed + 100)
     with patched(similarity, _BLOCK=256):
         assert list(dedup(texts, t, against)) == brute_dedup(texts, t, against, rouge_l)
+
+
+def test_top_k_realistic_corpus() -> None:
+    """Stage 1 on a realistic pool: top-k agrees with the full scan as the pool grows."""
+    texts = corpus(3000, 7)
+    index = RougeIndex()
+    index.extend(texts[:1500])
+    for i, text in enumerate(texts[1500:]):
+        with patched(similarity, _SCAN=10**9):
+            expected = {k: index.most_similar(text, k) for k in (1, 10, 50)}
+        assert {k: index.most_similar(text, k) for k in (1, 10, 50)} == expected
+        best = expected[1][0] if expected[1] else (-1, 0.0)
+        assert index.best_match(text) == (best[1], best[0])
+        if i % 3 == 0 or index.is_novel(text):
+            index.add(text)
 
 
 def test_index_realistic_corpus() -> None:

@@ -12,10 +12,15 @@ indexed prefixes, a candidate needs three matching pair keys. Texts longer than 
 indexed by single elements instead (their pairs would grow quadratically), and so are texts
 short enough for one shared token to exceed the threshold. The caller verifies survivors with
 the exact LCS and F expression; every filter here only ever errs towards keeping a candidate.
+
+For top-k queries, ``Overlaps`` counts the elements a query shares with every text (the same
+LCS upper bound), so the caller can score candidates in decreasing order of that bound.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +38,7 @@ _QMAX = (1 << 8) - 1
 _CHUNK = 1 << 22  # postings expanded at once, bounds temporary memory
 _TABLE = 256  # alpha is tabulated for lengths below this
 _LONG = 48  # longer texts are indexed by single elements: pairs would grow quadratically
+_COMMON = 64  # Overlaps keeps this many most common elements as bits, the rest as postings
 
 
 def f_measure(lcs: Ints, m: Ints, n: Ints) -> Floats:
@@ -310,3 +316,103 @@ class PrefixIndex:
         ok &= (ell == 2) | (a == 1) | (np.maximum(m, n) > _LONG)  # else pair keys find it
         pairs = (x << 32) | ids
         return pairs[ok], pairs[wide & triple]
+
+
+def element_codes(tokens: Iterable[int]) -> list[int]:
+    """Codes ((occurrence << 32) | token) of one text's elements, as _element_codes makes them."""
+    seen: dict[int, int] = {}
+    out = []
+    for token in tokens:
+        k = seen.get(token, 0)
+        seen[token] = k + 1
+        out.append(k << 32 | token)
+    return out
+
+
+class Overlaps:
+    """Elements shared by a query and every text: an upper bound of their LCS.
+
+    The _COMMON most common elements (as of the last rebuild) are bits in per-text masks and are
+    counted with popcount; the others have postings, sorted in bulk at a rebuild and appended
+    one text at a time after it.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.built = 0  # texts at the last rebuild
+        self._masks: Words = np.zeros((0, 0), dtype=np.uint64)
+        self._lens: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        self._common: dict[int, int] = {}
+        self._codes: Ints = np.empty(0, dtype=np.int64)
+        self._starts: Ints = np.zeros(1, dtype=np.int64)
+        self._ids: npt.NDArray[np.intc] = np.empty(0, dtype=np.intc)
+        self._added: dict[int, array[int]] = {}
+
+    def rebuild(self, tokens: Ints, lens: Ints) -> None:
+        """Index these texts afresh, taking the common elements from them."""
+        owner, codes = _element_codes(tokens, lens)
+        uniq, inverse, df = np.unique(codes, return_inverse=True, return_counts=True)
+        top = np.lexsort((uniq, -df))[:_COMMON]
+        bit = np.full(len(uniq), -1, dtype=np.int64)
+        bit[top] = np.arange(len(top))
+        self._common = dict(zip(uniq[top].tolist(), range(len(top)), strict=True))
+        self.size, self.built = len(lens), len(lens)
+        self._masks = np.zeros(((len(top) + 63) // 64, max(2 * len(lens), 1024)), np.uint64)
+        self._lens = np.zeros(self._masks.shape[1], dtype=np.float32)
+        self._lens[: len(lens)] = lens
+        at = bit[inverse]
+        common = at >= 0
+        shift = np.left_shift(np.uint64(1), (at[common] & 63).astype(np.uint64))
+        np.bitwise_or.at(self._masks, (at[common] >> 6, owner[common]), shift)
+        rare = np.argsort(inverse[~common], kind="stable")  # owners stay ascending per element
+        self._ids = owner[~common][rare].astype(np.intc)  # as array("i") of added texts
+        self._codes = uniq[bit < 0]
+        self._starts = np.concatenate(([0], np.cumsum(df[bit < 0])))
+        self._added = {}
+
+    def add(self, codes: list[int], length: int) -> None:
+        """Index one more text, given its element codes."""
+        i = self.size
+        if i == self._masks.shape[1]:
+            self._masks = np.concatenate((self._masks, np.zeros_like(self._masks)), axis=1)
+            self._lens = np.concatenate((self._lens, np.zeros_like(self._lens)))
+        words, rare = self._split(codes)
+        self._masks[:, i] = words
+        self._lens[i] = length
+        for code in rare:
+            self._added.setdefault(code, array("i")).append(i)
+        self.size += 1
+
+    def ratios(self, codes: list[int]) -> npt.NDArray[np.float32]:
+        """Shared elements / (m + n) per text, m = len(codes), in float32: about F's bound / 2."""
+        words, rare = self._split(codes)
+        shared = np.zeros(self.size, dtype=np.min_scalar_type(len(codes)))
+        for w, bits in enumerate(words):
+            if bits:
+                shared += np.bitwise_count(self._masks[w, : self.size] & np.uint64(bits))
+        if postings := self._postings(rare):
+            found = np.bincount(np.concatenate(postings), minlength=self.size)
+            shared += found.astype(shared.dtype)  # at most len(codes): fits
+        ratio: npt.NDArray[np.float32] = shared.astype(np.float32)
+        ratio /= self._lens[: self.size] + np.float32(len(codes))
+        return ratio
+
+    def _split(self, codes: list[int]) -> tuple[list[int], list[int]]:
+        """Mask words of the common codes, and the other codes."""
+        words, rare = [0] * len(self._masks), []
+        for code in codes:
+            b = self._common.get(code)
+            if b is None:
+                rare.append(code)
+            else:
+                words[b >> 6] |= 1 << (b & 63)
+        return words, rare
+
+    def _postings(self, codes: list[int]) -> list[npt.NDArray[np.intc]]:
+        """Texts holding each of these (uncommon) codes, one array per code and part."""
+        arr = np.array(codes, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._codes, arr), max(len(self._codes) - 1, 0))
+        hit = at[self._codes[at] == arr] if len(self._codes) else at[:0]
+        out = [self._ids[self._starts[a] : self._starts[a + 1]] for a in hit.tolist()]
+        added = (self._added.get(code) for code in codes)
+        return out + [np.frombuffer(a, dtype=np.intc) for a in added if a]

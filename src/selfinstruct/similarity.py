@@ -2,22 +2,25 @@
 
 Scores equal ``RougeScorer(["rougeL"]).score(a, b)["rougeL"].fmeasure``: same tokens, same LCS,
 same floating-point expression. The index finds every pool text above the threshold through a
-prefix filter (see ``_prefix``) and decides with that exact expression; queries that need the
-overall best score (not just those above the threshold) scan the pool with rapidfuzz's LCS.
+prefix filter (see ``_prefix``) and decides with that exact expression. Queries that need the
+best scores overall (top-k, or a best match below the threshold) bound every pool text's F by the
+elements it shares with the query and compute exact LCS (rapidfuzz) only while a bound can still
+beat the k-th best exact score.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import NamedTuple, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from selfinstruct._prefix import Floats, Ints, PrefixIndex, f_measure
+from selfinstruct._prefix import Floats, Ints, Overlaps, PrefixIndex, element_codes, f_measure
 
 __all__ = ["DedupResult", "RougeIndex", "dedup", "rouge_l", "tokenize"]
 
@@ -28,6 +31,9 @@ _SETTLED = 1 << 15  # the element order is re-derived as the pool doubles, up to
 _HEAD = 1 << 16  # dedup derives the element order from this many leading texts
 _BLOCK = 4096  # dedup decides this many texts per vectorized step
 _SCAN = 1024  # pools up to this size are simply scanned: cheaper than the prefix filter
+_FIRST = 12  # top-k queries first score about _FIRST * (k + 2) texts with the best bounds
+_SAMPLE = 2048  # ratios sampled to find where the first level starts
+_SLACK = 1 + 1e-6  # covers float32 rounding: 2 * ratio * _SLACK bounds the exact F from above
 
 Seq: TypeAlias = str | list[int]
 
@@ -139,6 +145,7 @@ class RougeIndex:
         self._prefix = PrefixIndex(threshold)
         self._pending: list[int] = []
         self._basis = 0
+        self._overlaps = Overlaps()
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -166,30 +173,36 @@ class RougeIndex:
         seq = self._vocab.encode(text, register=False)
         if len(self) <= _SCAN:
             return not (self._scores(seq) > self.threshold).any()
-        return not self._above(seq, first_only=True)
+        return not self._above(seq)
 
     def best_match(self, text: str) -> tuple[float, int]:
         """Exact max F over the pool and the first index reaching it; (0.0, -1) if none > 0."""
-        seq = self._vocab.encode(text, register=False)
-        hits = self._above(seq, first_only=False) if len(self) > _SCAN else []
-        if hits:
-            top = max(score for _, score in hits)
-            return top, min(i for i, score in hits if score == top)
-        scores = self._scores(seq)
-        best = int(np.argmax(scores)) if len(scores) else -1
-        return (float(scores[best]), best) if best >= 0 and scores[best] > 0 else (0.0, -1)
+        best = self._top(self._vocab.encode(text, register=False), 1)
+        return (best[0][1], best[0][0]) if best else (0.0, -1)
 
     def most_similar(self, text: str, k: int = 10) -> list[tuple[int, float]]:
         """Exact top-k (index, F) by F descending, ties by lower index; F == 0 omitted."""
-        scores = self._scores(self._vocab.encode(text, register=False))
-        hits = np.flatnonzero(scores > 0)
-        if k <= 0 or not len(hits):
+        return self._top(self._vocab.encode(text, register=False), k)
+
+    def _top(self, seq: Seq, k: int) -> list[tuple[int, float]]:
+        """Exact top-k (index, F): a full scan on small pools, else scored in bound order."""
+        if k <= 0 or not seq or not self._seqs:
             return []
-        if len(hits) > k:
-            cut = np.partition(scores[hits], len(hits) - k)[len(hits) - k]
-            hits = hits[scores[hits] >= cut]
-        top = hits[np.lexsort((hits, -scores[hits]))][:k]
-        return [(int(i), float(scores[i])) for i in top]
+        if len(self) <= _SCAN:
+            ids = np.arange(len(self))
+            return _best(ids, self._scores(seq), k)
+        ratio = self._ratios(seq)
+        ids, scores = _bounded(ratio, k, lambda part: self._score_ids(seq, part))
+        return _best(ids, scores, k)
+
+    def _ratios(self, seq: Seq) -> npt.NDArray[np.float32]:
+        """Shared elements / (m + n) against every pool text, bringing the overlaps up to date."""
+        overlaps = self._overlaps
+        if len(self) >= 2 * overlaps.built:  # rebuilt as the pool doubles: amortized O(1)
+            overlaps.rebuild(_tokens(self._seqs), self._lens())
+        for i in range(overlaps.size, len(self)):
+            overlaps.add(_codes(self._seqs[i]), len(self._seqs[i]))
+        return overlaps.ratios(_codes(seq))
 
     def _append(self, text: str, seq: Seq) -> int:
         """Store one text and its token sequence; return its index."""
@@ -233,27 +246,29 @@ class RougeIndex:
         self._basis = len(seqs)
         self._index(np.arange(len(self), dtype=np.int64))
 
-    def _above(self, seq: Seq, first_only: bool) -> list[tuple[int, float]]:
-        """Pool texts scoring above the threshold as (index, F); one is enough if first_only."""
+    def _above(self, seq: Seq) -> bool:
+        """Whether some pool text scores above the threshold (probing run by run)."""
         if not seq:
-            return []
-        found = self._check(seq, np.array(self._pending, dtype=np.int64)) if self._pending else []
+            return False
+        if self._pending and self._check(seq, np.array(self._pending, dtype=np.int64)):
+            return True
         lens = np.array([len(seq)], dtype=np.int64)
         keys = self._prefix.keys(_tokens([seq]), lens, register=False)
-        for run in self._prefix.runs:
-            if found and first_only:
-                break
-            found += self._check(seq, self._prefix.probe(keys, run, self._lens()) & 0xFFFFFFFF)
-        return found[:1] if first_only else found
+        return any(
+            self._check(seq, self._prefix.probe(keys, run, self._lens()) & 0xFFFFFFFF)
+            for run in self._prefix.runs
+        )
 
-    def _check(self, seq: Seq, ids: Ints) -> list[tuple[int, float]]:
-        """(index, F) of the given pool texts that score above the threshold."""
-        scores = self._score_ids(seq, ids)
-        return [(int(ids[i]), float(scores[i])) for i in np.flatnonzero(scores > self.threshold)]
+    def _check(self, seq: Seq, ids: Ints) -> bool:
+        """Whether any of the given pool texts scores above the threshold."""
+        return bool((self._score_ids(seq, ids) > self.threshold).any())
 
     def _score_ids(self, seq: Seq, ids: Ints) -> Floats:
         """Exact F of seq against these pool texts."""
-        lcs = _lcs([seq] * len(ids), [self._seqs[i] for i in ids])
+        if not len(ids):
+            return np.empty(0)
+        others = [self._seqs[i] for i in ids.tolist()]
+        lcs = process.cdist([seq], others, scorer=LCSseq.similarity, dtype=np.int64)[0]
         return f_measure(lcs, np.full(len(ids), len(seq)), self._lens()[ids])
 
     def _scores(self, seq: Seq) -> Floats:
@@ -262,6 +277,66 @@ class RougeIndex:
             return np.zeros(len(self._seqs))
         lcs = process.cdist([seq], self._seqs, scorer=LCSseq.similarity, dtype=np.int64)[0]
         return f_measure(lcs, np.full(len(lcs), len(seq)), self._lens())
+
+
+def _codes(seq: Seq) -> list[int]:
+    """Element codes of one token sequence."""
+    return element_codes(map(ord, seq) if isinstance(seq, str) else seq)
+
+
+def _bounded(
+    ratio: npt.NDArray[np.float32], k: int, score: Callable[[Ints], Floats]
+) -> tuple[Ints, Floats]:
+    """Score texts in decreasing bound order until the k-th best exact score beats every bound.
+
+    `2 * ratio * _SLACK` bounds each text's F from above. The first level holds about `first`
+    best bounds; the next goes down to the bound that the k-th best score so far needs. Texts
+    tying the k-th best are scored too (the lower index wins a tie); texts sharing no element
+    (F == 0) never are.
+    """
+    first = _FIRST * (k + 2)
+    tiny = np.float32(np.finfo(np.float32).smallest_subnormal)  # ratio >= tiny: shares a token
+    low, high = np.float32(max(_near_top(ratio, first), tiny)), np.float32(np.inf)
+    ids, scores = [np.empty(0, dtype=np.int64)], [np.empty(0)]
+    kth = 0.0
+    while True:
+        level = np.flatnonzero(ratio >= low)
+        level = level[ratio[level] < high]
+        level = level[np.argsort(-ratio[level], kind="stable")]
+        bounds = -2 * _SLACK * ratio[level].astype(np.float64)  # ascending
+        start, size = 0, first
+        while start < (stop := int(np.searchsorted(bounds, -kth, "right"))):
+            part = level[start : min(start + size, stop)]
+            ids.append(part)
+            scores.append(score(part))
+            kth = _kth(np.concatenate(scores), k)
+            start, size = start + len(part), 2 * size
+        need = np.float32(kth / (2 * _SLACK)) if kth > 0 else tiny
+        if start < len(level) or need >= low:  # every text left has a bound under kth
+            return np.concatenate(ids), np.concatenate(scores)
+        high, low = low, need
+
+
+def _near_top(ratio: npt.NDArray[np.float32], count: int) -> float:
+    """A ratio that about `count` texts reach, estimated from a strided sample."""
+    sample = ratio[:: max(len(ratio) // _SAMPLE, 1)]
+    at = max(len(sample) - max(count * len(sample) // len(ratio), 1), 0)
+    return float(np.partition(sample, at)[at])
+
+
+def _kth(scores: Floats, k: int) -> float:
+    """The k-th largest score, 0.0 when there are fewer than k."""
+    return (
+        float(np.partition(scores, len(scores) - k)[len(scores) - k]) if len(scores) >= k else 0.0
+    )
+
+
+def _best(ids: Ints, scores: Floats, k: int) -> list[tuple[int, float]]:
+    """The k best (index, score) with score > 0, by score descending then index."""
+    hit = scores > 0
+    ids, scores = ids[hit], scores[hit]
+    top = np.lexsort((ids, -scores))[:k]
+    return [(int(ids[i]), float(scores[i])) for i in top]
 
 
 def dedup(
