@@ -123,12 +123,7 @@ def run_recorded(
         **entry,
     }
     try:
-        try:
-            result = asyncio.run(closing(main, llm))
-        except asyncio.CancelledError:
-            STOP.raise_if_stopped()  # the grace period ran out
-            raise
-        STOP.raise_if_stopped()
+        result = run_async(main, llm)
         stopped = summary()[0]
         entry["outcome"] = f"stopped: {stopped}" if stopped else "done"
         return result
@@ -138,6 +133,17 @@ def run_recorded(
     finally:
         entry["counters"] = summary()[1]
         manifest.record_stage(pool, llm.stage, entry, llm.usage)
+
+
+def run_async(main: Awaitable[T], *llms: LLM) -> T:
+    """asyncio.run with the SIGINT/SIGTERM handling of every stage; closes `llms` after."""
+    try:
+        result = asyncio.run(closing(main, *llms))
+    except asyncio.CancelledError:
+        STOP.raise_if_stopped()  # the grace period ran out
+        raise
+    STOP.raise_if_stopped()
+    return result
 
 
 async def closing(main: Awaitable[T], *llms: LLM) -> T:

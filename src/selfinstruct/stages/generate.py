@@ -64,6 +64,7 @@ class Generator:
         template: Template,
         seed: int,
         on_accept: Callable[[MachineInstruction], object] = lambda record: None,
+        machine: list[MachineInstruction] | None = None,
     ) -> None:
         self.pool, self.llm, self.settings, self.template = pool, llm, settings, template
         self.seed, self.on_accept = seed, on_accept
@@ -71,15 +72,12 @@ class Generator:
         self.check = InstructionFilter(
             settings.blacklist if settings.blacklist is not None else BLACKLIST
         )
+        if machine is None:  # callers that already read the pool pass its records
+            machine = list(pool.read(pool.instructions, MachineInstruction))
+        self.machine = [rec.instruction for rec in machine]
+        self.owner = {rec.id: rec.request for rec in machine}  # id -> request that produced it
         self.index = RougeIndex(settings.rouge_threshold)
-        for text in self.seed_texts:
-            self.index.add(text)
-        self.machine: list[str] = []
-        self.owner: dict[str, str] = {}  # instruction id -> request key that produced it
-        for rec in pool.read(pool.instructions, MachineInstruction):
-            self.machine.append(rec.instruction)
-            self.owner[rec.id] = rec.request
-            self.index.add(rec.instruction)
+        self.index.extend(self.seed_texts + self.machine)
         self.reject_ids = {r.id for r in pool.read(pool.rejected, RejectedInstruction)}
         self.accepted_out = JsonlAppender(pool.instructions)
         self.rejected_out = JsonlAppender(pool.rejected)
@@ -260,12 +258,13 @@ def generate(job: GenerateJob) -> GenerateReport:
     pool = job.pool
     with pool.writing():
         seeds = pool_seeds(pool, job.seeds)
-        have = sum(1 for _ in pool.read(pool.instructions, MachineInstruction))
+        machine = list(pool.read(pool.instructions, MachineInstruction))
+        have = len(machine)
         if have >= job.target:
             return GenerateReport(target=job.target, before=have)
         with llm_session(pool, job.llm, STAGE) as llm:
             store_seeds(pool, seeds)
-            gen = Generator(pool, seeds, llm, job.stage, template, job.seed)
+            gen = Generator(pool, seeds, llm, job.stage, template, job.seed, machine=machine)
             entry = {
                 "generate": job.stage.model_dump(mode="json"),
                 "sampling": job.stage.sampling(job.llm.api),

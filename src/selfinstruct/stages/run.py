@@ -32,7 +32,7 @@ from selfinstruct.llm import LLM, Clients
 from selfinstruct.models import Classification, InstanceSet, MachineInstruction
 from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
 from selfinstruct.prompts import load_template
-from selfinstruct.stages.base import STOP, closing
+from selfinstruct.stages.base import STOP, run_async
 from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
@@ -79,10 +79,33 @@ def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -
     return (base if base is not None else have) + (add or 0)
 
 
+@dataclass
+class Leftover:
+    """The pool as a run finds it: machine records and the work earlier runs left undone."""
+
+    machine: list[MachineInstruction]
+    to_classify: list[MachineInstruction]
+    to_instances: list[Classification]
+
+    @classmethod
+    def read(cls, pool: Pool) -> Leftover:
+        machine = list(pool.read(pool.instructions, MachineInstruction))
+        classified = {c.id: c for c in pool.read(pool.classifications, Classification)}
+        with_instances = {r.id for r in pool.read(pool.instances, InstanceSet)}
+        return cls(
+            machine,
+            [rec for rec in machine if rec.id not in classified],
+            [c for c in classified.values() if c.is_classification is not None
+             and c.id not in with_instances],
+        )  # fmt: skip
+
+
 class Pipeline:
     """Three stage workers over shared queues, one cache, one failures file, one Flow."""
 
-    def __init__(self, job: RunJob, cache: RequestCache, failures: JsonlAppender) -> None:
+    def __init__(
+        self, job: RunJob, cache: RequestCache, failures: JsonlAppender, work: Leftover
+    ) -> None:
         self.job, pool = job, job.pool
         self.flow = Flow(
             job.llm.concurrency, job.llm.max_consecutive_failures, job.llm.breaker_seconds
@@ -96,7 +119,9 @@ class Pipeline:
         seeds = pool_seeds(pool, job.seeds)
         store_seeds(pool, seeds)
         template = load_template(f"generate_{job.llm.api}", job.prompts)
-        self.gen = Generator(pool, seeds, llms["generate"], job.generate, template, job.seed)
+        self.gen = Generator(
+            pool, seeds, llms["generate"], job.generate, template, job.seed, machine=work.machine
+        )
         self.cls = Classifier(
             llms["classify"],
             load_template("classify", job.prompts),
@@ -110,22 +135,10 @@ class Pipeline:
         self.to_classify: asyncio.Queue[MachineInstruction | None] = asyncio.Queue()
         self.to_instances: asyncio.Queue[Classification | None] = asyncio.Queue()
         self.stopped: str | None = None
-        self.queue_pending()
-
-    def queue_pending(self) -> None:
-        """Work earlier runs left: instructions without a class, classes without instances."""
-        pool = self.job.pool
-        classified = {c.id: c for c in pool.read(pool.classifications, Classification)}
-        with_instances = {r.id for r in pool.read(pool.instances, InstanceSet)}
-        for rec in pool.read(pool.instructions, MachineInstruction):
-            if rec.id not in classified:
-                self.to_classify.put_nowait(rec)
-        for c in classified.values():
-            if c.is_classification is not None and c.id not in with_instances:
-                self.to_instances.put_nowait(c)
-
-    def pending(self) -> int:
-        return self.to_classify.qsize() + self.to_instances.qsize()
+        for rec in work.to_classify:
+            self.to_classify.put_nowait(rec)
+        for c in work.to_instances:
+            self.to_instances.put_nowait(c)
 
     async def run(self, target: int, bar: tqdm) -> GenerateReport:
         def accepted(record: MachineInstruction) -> None:
@@ -197,17 +210,18 @@ def run_pipeline(job: RunJob) -> RunReport:
     """Advance the pool to the target: generate, classify, instances, then filter."""
     pool = job.pool
     with pool.writing():
-        have = sum(1 for _ in pool.read(pool.instructions, MachineInstruction))
+        work = Leftover.read(pool)
+        have = len(work.machine)
         target = resolve_target(pool, job.target, job.add, have)
         manifest.record_run(pool, {"target": target})
+        report = RunReport(target=target, generate=GenerateReport(target, have))
+        idle = not (work.to_classify or work.to_instances)
+        if have >= target and idle and dataset_current(pool):
+            report.nothing_to_do = True  # decided before loading the index or any client
+            return report
         cache, failures = RequestCache(pool.cache), JsonlAppender(pool.failures)
         try:
-            pipe = Pipeline(job, cache, failures)
-            report = RunReport(target=target, generate=GenerateReport(target, have))
-            if have >= target and pipe.pending() == 0 and dataset_current(pool):
-                report.nothing_to_do = True
-                return report
-            return drive(job, pipe, report, have)
+            return drive(job, Pipeline(job, cache, failures, work), report, have)
         finally:
             failures.close()
             cache.close()
@@ -248,17 +262,6 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
                 "outcome": outcome,
             },
         )
-
-
-def run_async(main: Awaitable[T]) -> T:
-    """asyncio.run with the SIGINT/SIGTERM handling of every stage."""
-    try:
-        result = asyncio.run(closing(main))
-    except asyncio.CancelledError:
-        STOP.raise_if_stopped()
-        raise
-    STOP.raise_if_stopped()
-    return result
 
 
 def dataset_current(pool: Pool) -> bool:
