@@ -614,7 +614,6 @@ class _Server(ThreadingHTTPServer):
     fake: FakeOpenAI
 
     request_queue_size = 1024  # the listen backlog: 128 clients connecting at once must all fit
-    daemon_threads = True
 
     def __init__(self, fake: FakeOpenAI) -> None:
         self.fake = fake
