@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rouge_score import rouge_scorer
 from typer.testing import CliRunner, Result
 
 from fakeserver import FakeOpenAI, numbered_reply
@@ -62,6 +63,13 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+_SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def rouge_l(a: str, b: str) -> float:
+    return float(_SCORER.score(b, a)["rougeL"].fmeasure)
+
+
 def prompt_of(body: dict[str, Any]) -> str:
     return str(body["messages"][-1]["content"] if "messages" in body else body["prompt"])
 
@@ -72,7 +80,12 @@ def test_generates_the_target_and_reports(make_server: MakeServer, seeds: Path) 
     assert result.exit_code == 0, result.output
     records = lines(Path("data/instructions.jsonl"))
     assert len(records) == 25 and len({r["id"] for r in records}) == 25
-    assert all(len(r["most_similar"]) <= 10 and r["most_similar"] for r in records)
+    for i, record in enumerate(records):  # exact top 10 (F > 0) of the pool when it was accepted
+        pool = SEED_TEXTS + [r["instruction"] for r in records[:i]]
+        scores = [(-rouge_l(record["instruction"], text), j) for j, text in enumerate(pool)]
+        best = [(pool[j], round(-f, 4)) for f, j in sorted(scores) if f < 0][:10]
+        assert [(s["instruction"], s["score"]) for s in record["most_similar"]] == best
+    assert any(r["most_similar"] for r in records)
     assert "generate: done" in result.stdout
     assert re.search(r"pool\s+25 / 25 machine instructions \(\+25\)", result.stdout)
     rejects = lines(Path("data/rejected_instructions.jsonl"))
