@@ -16,9 +16,10 @@ from pathlib import Path
 
 from selfinstruct.cache import Completion
 from selfinstruct.errors import CorruptPoolError, InputError
-from selfinstruct.llm import MalformedReply, Request, read_reply
+from selfinstruct.llm import Request, read_reply
 from selfinstruct.models import BatchEvent, BatchRequest, ResultLine
 from selfinstruct.pool import JsonlAppender, Pool, atomic_jsonl, parse_line, validate
+from selfinstruct.transport import MalformedReply
 
 # The OpenAI Batch API's limits per input file (module constants so tests can lower them).
 MAX_REQUESTS = 50_000

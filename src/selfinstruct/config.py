@@ -37,6 +37,12 @@ class Settings(BaseModel):
     price_out: float | None = Field(None, ge=0, description="USD per million completion tokens")
     max_requests: int | None = Field(None, ge=0)
     max_cost: float | None = Field(None, ge=0)
+    transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp", description="HTTP stack under the openai client; aiohttp spends less CPU"
+    )
+    http_worker: Literal["auto", "on", "off"] = Field(
+        "auto", description="the openai client in a worker process; auto: at concurrency >= 64"
+    )
 
     def public(self) -> dict[str, Any]:
         """The settings as saved in the manifest: never the API key."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 import random
 import re
@@ -19,19 +18,17 @@ from typing import Any, TypeVar
 
 import openai
 
+from selfinstruct import transport
 from selfinstruct.cache import Completion, RequestCache
 from selfinstruct.config import Settings
-from selfinstruct.errors import BatchAPIError, BudgetExhausted, ConfigError, FatalAPIError
+from selfinstruct.errors import BatchAPIError, BudgetExhausted, FatalAPIError
 from selfinstruct.flow import Flow
 from selfinstruct.models import Failure
 from selfinstruct.pool import JsonlAppender
 from selfinstruct.pricing import cost, price_for
+from selfinstruct.transport import Clients, MalformedReply, WireClients, api_key
 
 T = TypeVar("T")
-
-
-class MalformedReply(ValueError):
-    """A 200 whose JSON is not a completion (retried like a dropped connection)."""
 
 
 RETRYABLE = (
@@ -46,7 +43,6 @@ RETRYABLE = (
 FATAL = {401: "the API key", 403: "the API key's permissions", 404: "--model and --base-url"}
 MAX_RETRY_AFTER = 120.0
 # Later stages first when requests wait for a slot: work in progress drains before new work.
-CONNECTIONS_PER_CLIENT = 16
 PRIORITY = {"generate": 0, "classify": 1, "instances": 2}
 
 
@@ -98,7 +94,7 @@ class LLM:
         failures: JsonlAppender,
         stage: str,
         flow: Flow | None = None,
-        clients: Clients | None = None,
+        clients: Clients | WireClients | None = None,
         connect: bool = True,
     ) -> None:
         self.settings = settings
@@ -108,7 +104,7 @@ class LLM:
         self.usage = Usage()
         self.prices = price_for(settings.model, settings.price_in, settings.price_out)
         self._owns_clients = clients is None
-        self._clients = clients or (Clients(settings) if connect else None)
+        self._clients = clients or (transport.connect(settings) if connect else None)
         self.flow = flow or Flow(
             settings.concurrency, settings.max_consecutive_failures, settings.breaker_seconds
         )
@@ -192,11 +188,8 @@ class LLM:
         self.flow.breaker.failed(self.redact(name), self.base_url)
 
     async def _send(self, req: Request) -> Completion:
-        # client.post sends the body as built and returns the JSON as is: the typed methods
-        # re-walk the request and build models, about 1.3 ms of CPU a request.
-        client = self.clients.next()
         path = "/chat/completions" if self.settings.api == "chat" else "/completions"
-        return read_reply(await client.post(path, body=req.body, cast_to=dict[str, Any]))
+        return read_reply(await self.clients.post(path, req.body))
 
     def _delay(self, error: BaseException, attempt: int) -> float:
         """Exponential backoff with jitter, or longer when the server's Retry-After says so."""
@@ -223,7 +216,7 @@ class LLM:
         )
 
     @property
-    def clients(self) -> Clients:
+    def clients(self) -> Clients | WireClients:
         if self._clients is None:
             raise AssertionError("an LLM made with connect=False never sends requests")
         return self._clients
@@ -263,46 +256,6 @@ def read_reply(data: dict[str, Any]) -> Completion:
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise MalformedReply(f"not a completion: {type(e).__name__} {e}") from None
-
-
-class Clients:
-    """Connection pools shared by the stages of a run. httpx scans every connection of a pool
-    for each request, so 128 requests in flight go through 8 pools of 16, round robin."""
-
-    def __init__(self, settings: Settings) -> None:
-        shards = max(1, -(-settings.concurrency // CONNECTIONS_PER_CLIENT))
-        self.pool = [make_client(settings) for _ in range(shards)]
-        self._turn = itertools.cycle(self.pool)
-        self.base_url = str(self.pool[0].base_url).rstrip("/")
-
-    def next(self) -> openai.AsyncOpenAI:
-        return next(self._turn)
-
-    async def aclose(self) -> None:
-        for client in self.pool:
-            await client.close()
-
-
-def make_client(settings: Settings) -> openai.AsyncOpenAI:
-    """Local servers take any key; OpenAI itself needs one."""
-    return openai.AsyncOpenAI(
-        api_key=api_key(settings),
-        base_url=settings.base_url,
-        timeout=settings.timeout,
-        max_retries=0,
-    )
-
-
-def api_key(settings: Settings) -> str:
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    if not key:
-        if settings.base_url is None:
-            raise ConfigError(
-                "no API key found - set OPENAI_API_KEY or pass --api-key "
-                "(for a local server, pass --base-url http://localhost:8000/v1)"
-            )
-        key = "not-needed"
-    return key
 
 
 def retry_after(error: BaseException) -> float | None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from selfinstruct import manifest
+from selfinstruct import manifest, transport
 from selfinstruct.cache import RequestCache
 from selfinstruct.config import (
     ClassifySettings,
@@ -28,7 +28,7 @@ from selfinstruct.config import (
 )
 from selfinstruct.errors import BudgetExhausted, ConfigError
 from selfinstruct.flow import Flow
-from selfinstruct.llm import LLM, Clients
+from selfinstruct.llm import LLM
 from selfinstruct.models import Classification, InstanceSet, MachineInstruction
 from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
 from selfinstruct.prompts import load_template
@@ -110,7 +110,7 @@ class Pipeline:
         self.flow = Flow(
             job.llm.concurrency, job.llm.max_consecutive_failures, job.llm.breaker_seconds
         )
-        self.clients = Clients(job.llm)
+        self.clients = transport.connect(job.llm)
         llms = {
             s: LLM(job.llm, cache, failures, s, self.flow, self.clients)
             for s in ("generate", "classify", "instances")
