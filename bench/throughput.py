@@ -2,26 +2,44 @@
 
     python bench/throughput.py                       # concurrency 8, 32, 128 at 200 ms latency
     python bench/throughput.py --pool-size 50000     # CPU per request at a 50K-instruction pool
+    python bench/throughput.py --server threaded     # against tests/fakeserver.py itself
 
-The fake server runs in its own process, so the CPU measured here is the pipeline's alone.
-Ideal = concurrency / latency. CPU per request = (CPU of the run - CPU of a run that finds
-nothing to do, i.e. start-up and loading the pool - CPU of stage 4, run once more on its own)
-/ requests sent: what each request costs while the pipeline is streaming.
+The fake server (bench/asyncserver.py: the test server's replies behind one event loop) runs
+in its own process, so the CPU measured here is the pipeline's alone: this process and its
+HTTP worker process (selfinstruct/transport.py) when it has one. Ideal = concurrency /
+latency; "bare client" is the openai client alone sending requests as fast as the same
+server and concurrency allow, measured in the same run: the ceiling of this machine.
+Two views of each pipeline run:
+
+- whole run: requests sent / wall time of `run_pipeline` (start-up, loading the pool and the
+  index, the ramp-up, the tail and stage 4 included); CPU per request = (CPU of the run - CPU
+  of stage 4, run once more on its own) / requests;
+- steady state: the middle 80% of the requests by the server's arrival times (the first and
+  last 10% are the ramp-up and the tail): their rate, and the pipeline's CPU (sampled every
+  10 ms) over the same span / those requests. This is what each request costs, and how full
+  the concurrency budget is kept, while the pipeline streams.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import random
 import sys
 import tempfile
+import threading
 import time
+from bisect import bisect_left
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import asyncserver  # noqa: E402
+import openai  # noqa: E402
 
 from fakeserver import FakeOpenAI, make_instruction  # noqa: E402
 from selfinstruct.config import (  # noqa: E402
@@ -39,13 +57,79 @@ from selfinstruct.stages.run import RunJob, run_pipeline  # noqa: E402
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
 
 
-def serve(latency: float, ready: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
+def serve(latency: float, ready: mp.Queue, commands: mp.Queue) -> None:  # type: ignore[type-arg]
+    """The fake server; on "arrivals", report the arrival times since the last report."""
     server = FakeOpenAI(latency=latency).start()
     ready.put(server.base_url)
-    stop.wait()
-    times = sorted(r.arrived for r in server.requests if hasattr(r, "arrived"))
-    ready.put((len(server.requests), times))
+    seen = 0
+    while commands.get() == "arrivals":
+        requests = server.requests[seen:]
+        seen += len(requests)
+        ready.put(sorted(r.arrived for r in requests))
     server.stop()
+
+
+def pipeline_cpu(server: int) -> float:
+    """CPU of this process and its live children other than the server (the HTTP worker)."""
+    own = time.process_time()
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    return own + sum(cpu_seconds(int(pid)) for pid in children if int(pid) != server)
+
+
+class CpuSampler:
+    """(monotonic time, pipeline CPU time) every `every` seconds, from a thread."""
+
+    def __init__(self, server: int, every: float = 0.01) -> None:
+        self.server = server
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(FileNotFoundError):  # a child exited while being read
+                self.samples.append((time.monotonic(), pipeline_cpu(self.server)))
+            self._stop.wait(every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_at(self, t: float) -> float:
+        """CPU time at monotonic time `t`, interpolated between samples."""
+        times = [s[0] for s in self.samples]
+        i = min(max(bisect_left(times, t), 1), len(times) - 1)
+        (t0, c0), (t1, c1) = self.samples[i - 1], self.samples[i]
+        return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
+
+
+def bare_client(base_url: str, concurrency: int, seconds: float) -> float:
+    """Requests per second of the openai client alone, `concurrency` requests in flight."""
+
+    async def run() -> float:
+        client = openai.AsyncOpenAI(
+            api_key="sk-test", base_url=base_url, max_retries=0,
+            http_client=openai.DefaultAioHttpClient(),
+        )  # fmt: skip
+        ask = "Task: say hi\nIs it classification?"
+        body = {"model": "gpt-4o-mini", "max_tokens": 8,
+                "messages": [{"role": "user", "content": ask}]}  # fmt: skip
+        done, end = 0, time.monotonic() + seconds
+
+        async def loop() -> None:
+            nonlocal done
+            while time.monotonic() < end:
+                await client.post("/chat/completions", body=body, cast_to=dict)
+                done += time.monotonic() <= end  # replies within the window
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))  # warm the connections
+        done, end = 0, time.monotonic() + seconds
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        await client.close()
+        return done / seconds
+
+    return asyncio.run(run())
 
 
 def job(root: Path, base_url: str, concurrency: int, target: int) -> RunJob:
@@ -82,6 +166,12 @@ def prefill(root: Path, size: int) -> None:
                                   "finish_reason": "stop", "instances": one}) + "\n")  # fmt: skip
 
 
+def children_cpu() -> float:
+    """CPU of the children that have exited and been waited for (the HTTP worker)."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of another process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -89,31 +179,43 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    base_url: str, concurrency: int, latency: float, seconds: float, pool_size: int, server: int
+    base_url: str,
+    concurrency: int,
+    latency: float,
+    seconds: float,
+    pool_size: int,
+    server: mp.Process,
+    ready: mp.Queue,  # type: ignore[type-arg]
+    commands: mp.Queue,  # type: ignore[type-arg]
 ) -> dict[str, float]:
     root = Path(tempfile.mkdtemp()) / "pool"
     if pool_size:
         prefill(root, pool_size)
     # about 2.2 requests per new instruction (generate shares, classify, instances)
     new = max(20, int(concurrency / latency * seconds / 2.2))
-    start_cpu, server_cpu = time.process_time(), cpu_seconds(server)
+    commands.put("arrivals")
+    ready.get(timeout=30)  # forget the requests of earlier runs
+    server_cpu = cpu_seconds(server.pid or 0)
+    sampler = CpuSampler(server.pid or 0)
+    start_cpu = time.process_time() + children_cpu()
     report = run_pipeline(job(root, base_url, concurrency, pool_size + new))
-    wall = report.elapsed
-    run_cpu = time.process_time() - start_cpu
-    server_cpu = cpu_seconds(server) - server_cpu
-    idle_start = time.process_time()
-    run_pipeline(job(root, base_url, concurrency, pool_size + new))  # nothing to do: start-up only
-    idle_cpu = time.process_time() - idle_start
+    run_cpu = time.process_time() + children_cpu() - start_cpu
+    sampler.stop()
+    server_cpu = cpu_seconds(server.pid or 0) - server_cpu
+    commands.put("arrivals")
+    arrivals: list[float] = ready.get(timeout=30)
     filter_start = time.process_time()
     filter_pool(FilterJob(Pool(root), FilterSettings()))  # stage 4 once more, to subtract it
     filter_cpu = time.process_time() - filter_start
     sent = sum(u.requests for u in report.usage.values())
+    first, last = arrivals[len(arrivals) // 10], arrivals[len(arrivals) * 9 // 10]
+    middle = len(arrivals) * 9 // 10 - len(arrivals) // 10
     return {
-        "concurrency": concurrency, "pool": pool_size, "requests": sent, "seconds": wall,
-        "rps": sent / wall, "ideal": concurrency / latency,
-        "cpu_ms": (run_cpu - idle_cpu - filter_cpu) / sent * 1000, "startup_cpu_s": idle_cpu,
-        "filter_cpu_s": filter_cpu,
-        "server_load": server_cpu / wall,
+        "requests": sent, "seconds": report.elapsed, "rps": sent / report.elapsed,
+        "ideal": concurrency / latency, "cpu_ms": (run_cpu - filter_cpu) / sent * 1000,
+        "steady_rps": middle / (last - first),
+        "steady_cpu_ms": (sampler.cpu_at(last) - sampler.cpu_at(first)) / middle * 1000,
+        "server_load": server_cpu / report.elapsed,
     }  # fmt: skip
 
 
@@ -123,23 +225,33 @@ def main() -> None:
     parser.add_argument("--concurrency", default="8,32,128")
     parser.add_argument("--seconds", type=float, default=10.0, help="target run length at ideal")
     parser.add_argument("--pool-size", type=int, default=0)
+    parser.add_argument("--server", choices=("async", "threaded"), default="async")
     args = parser.parse_args()
     ready: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    stop = mp.Event()
-    server = mp.Process(target=serve, args=(args.latency, ready, stop), daemon=True)
+    commands: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    target = asyncserver.serve if args.server == "async" else serve
+    server = mp.Process(target=target, args=(args.latency, ready, commands), daemon=True)
     server.start()
     base_url = ready.get(timeout=30)
     os.environ.pop("OPENAI_API_KEY", None)
     print(f"latency {args.latency * 1000:.0f} ms, pool {args.pool_size}, server pid {server.pid}")
-    columns = ("conc", "requests", "seconds", "req/s", "ideal", "% ideal", "CPU ms/req", "server")
+    print("run = the whole run; steady = its middle 80% of requests; bare = the openai client")
+    columns = ("conc", "ideal r/s", "bare %", "run r/s", "run %", "run CPU ms",
+               "steady r/s", "steady %", "of bare", "steady CPU", "server CPU")  # fmt: skip
     print(" ".join(f"{c:>10}" for c in columns))
     for c in (int(x) for x in args.concurrency.split(",")):
-        r = measure(base_url, c, args.latency, args.seconds, args.pool_size, server.pid or 0)
-        cells = (c, r["requests"], f"{r['seconds']:.2f}", f"{r['rps']:.1f}", f"{r['ideal']:.0f}",
-                 f"{100 * r['rps'] / r['ideal']:.1f}%", f"{r['cpu_ms']:.2f}",
-                 f"{100 * r['server_load']:.0f}% CPU")  # fmt: skip
-        print(" ".join(f"{cell:>10}" for cell in cells))
-    stop.set()
+        ideal = c / args.latency
+        bare = bare_client(base_url, c, min(args.seconds, 5.0))
+        r = measure(
+            base_url, c, args.latency, args.seconds, args.pool_size, server, ready, commands
+        )
+        cells = (c, f"{ideal:.0f}", f"{100 * bare / ideal:.1f}%", f"{r['rps']:.1f}",
+                 f"{100 * r['rps'] / ideal:.1f}%", f"{r['cpu_ms']:.2f}",
+                 f"{r['steady_rps']:.1f}", f"{100 * r['steady_rps'] / ideal:.1f}%",
+                 f"{100 * r['steady_rps'] / bare:.1f}%", f"{r['steady_cpu_ms']:.2f}",
+                 f"{100 * r['server_load']:.0f}%")  # fmt: skip
+        print(" ".join(f"{cell:>10}" for cell in cells), flush=True)
+    commands.put("stop")
     server.join(timeout=5)
 
 

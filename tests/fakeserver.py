@@ -65,6 +65,7 @@ class Recorded:
     fault: str | None = None
     status: int | None = None  # None while in flight, and for a dropped connection
     in_flight: int = 0  # requests being served when this one arrived, itself included
+    arrived: float = field(default_factory=time.monotonic)
     raw: bytes = field(default=b"", repr=False)  # the body as sent (a multipart upload)
 
 
