@@ -188,12 +188,13 @@ def test_index_boundary(scan: int, monkeypatch: pytest.MonkeyPatch) -> None:
             index.extend([pool]) if extend else index.add(pool)
             assert index.best_match(query) == (best, 0)
             assert index.is_novel(query) is novel
+            assert index.near_duplicate(query) == (None if novel else (best, 0))
 
 
 def test_index_basics() -> None:
     index = RougeIndex()
     assert index.best_match("anything") == (0.0, -1)
-    assert index.is_novel("anything")
+    assert index.is_novel("anything") and index.near_duplicate("anything") is None
     assert index.most_similar("anything") == []
     assert [index.add(t) for t in ["one two", "日本", "three four"]] == [0, 1, 2]
     assert len(index) == 3 and index.text(1) == "日本"
@@ -221,11 +222,19 @@ def test_index_matches_brute_force(pool: list[str], queries: list[str], t: float
                 best = brute_best(pool, q)
                 assert index.best_match(q) == best
                 assert index.is_novel(q) == (best[0] <= t)
+                assert index.near_duplicate(q) == (None if best[0] <= t else best)
                 scores = sorted(
                     ((-reference(p, q), i) for i, p in enumerate(pool) if reference(p, q) > 0)
                 )
                 for k in (1, 3, 10):
                     assert index.most_similar(q, k) == [(i, -s) for s, i in scores[:k]]
+            screen, grown = index.screen(queries), list(pool)  # as stage 1 decides a reply
+            for j, q in enumerate(queries):
+                best = brute_best(grown, q)
+                assert screen.near_duplicate(j) == (None if best[0] <= t else best)
+                if best[0] <= t:
+                    index.add(q)  # may flush the pending texts into the prefix index
+                    grown.append(q)
 
 
 @settings(max_examples=150, deadline=None)

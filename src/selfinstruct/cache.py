@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class RequestCache:
         self.db.execute(
             "INSERT OR REPLACE INTO responses (key, stage, request, response, created)"
             " VALUES (?, ?, ?, ?, ?)",
-            (key, stage, json.dumps(request), json.dumps(asdict(completion)), time.time()),
+            (key, stage, json.dumps(request), json.dumps(vars(completion)), time.time()),
         )
 
     def mark_applied(self, key: str) -> None:

@@ -131,6 +131,23 @@ class DedupResult(NamedTuple):
     in_against: bool
 
 
+class Screen:
+    """Texts prefix-filtered together against a RougeIndex (see RougeIndex.screen)."""
+
+    def __init__(
+        self, index: RougeIndex, texts: Sequence[str], size: int, found: list[Ints]
+    ) -> None:
+        self._index, self._texts, self._size, self._found = index, texts, size, found
+
+    def near_duplicate(self, j: int) -> tuple[float, int] | None:
+        """RougeIndex.near_duplicate of the j-th text, against the pool as it is now."""
+        index = self._index
+        since = np.arange(self._size, len(index), dtype=np.int64)  # added after screening
+        # Encoded anew: words unknown at screening may have joined the vocabulary since.
+        seq = index._vocab.encode(self._texts[j], register=False)
+        return index._best_of(seq, np.concatenate((self._found[j], since)))
+
+
 class RougeIndex:
     """An append-only pool of texts for near-duplicate checks."""
 
@@ -174,6 +191,28 @@ class RougeIndex:
         if len(self) <= _SCAN:
             return not (self._scores(seq) > self.threshold).any()
         return not self._above(seq)
+
+    def near_duplicate(self, text: str) -> tuple[float, int] | None:
+        """None when the text is novel, else `best_match(text)`: every pool text above the
+        threshold passes the prefix filter, so the best one is among its candidates."""
+        return self.screen([text]).near_duplicate(0)
+
+    def screen(self, texts: Sequence[str]) -> Screen:
+        """Prefix-filter several texts in one probe; decide them one by one with the Screen,
+        adding texts in between as usual: as exact as `near_duplicate` on each in turn."""
+        seqs = [self._vocab.encode(text, register=False) for text in texts]
+        if len(self) <= _SCAN:
+            return Screen(self, texts, len(self), [np.arange(len(self))] * len(seqs))
+        found = [np.array(self._pending, dtype=np.int64)] * len(seqs)
+        lens = np.array([len(seq) for seq in seqs], dtype=np.int64)
+        if lens.any():
+            keys = self._prefix.keys(_tokens(seqs), lens, register=False)
+            pairs = [self._prefix.probe(keys, run, self._lens()) for run in self._prefix.runs]
+            both = np.concatenate(pairs) if pairs else np.empty(0, dtype=np.int64)
+            owners, ids = both >> 32, both & 0xFFFFFFFF
+            for j in range(len(seqs)):
+                found[j] = np.concatenate((found[j], ids[owners == j]))
+        return Screen(self, texts, len(self), found)
 
     def best_match(self, text: str) -> tuple[float, int]:
         """Exact max F over the pool and the first index reaching it; (0.0, -1) if none > 0."""
@@ -252,12 +291,24 @@ class RougeIndex:
             return False
         if self._pending and self._check(seq, np.array(self._pending, dtype=np.int64)):
             return True
+        return any(self._check(seq, ids) for ids in self._candidates(seq))
+
+    def _best_of(self, seq: Seq, ids: Ints) -> tuple[float, int] | None:
+        """The best of these pool texts (lowest index on a tie) if it scores above the
+        threshold."""
+        ids = np.unique(ids)  # ascending: argmax finds the lowest index
+        if not len(ids) or not seq:
+            return None
+        scores = self._score_ids(seq, ids)
+        best = int(np.argmax(scores))
+        return (float(scores[best]), int(ids[best])) if scores[best] > self.threshold else None
+
+    def _candidates(self, seq: Seq) -> Iterator[Ints]:
+        """Per run of the prefix index, the pool texts that may score above the threshold."""
         lens = np.array([len(seq)], dtype=np.int64)
         keys = self._prefix.keys(_tokens([seq]), lens, register=False)
-        return any(
-            self._check(seq, self._prefix.probe(keys, run, self._lens()) & 0xFFFFFFFF)
-            for run in self._prefix.runs
-        )
+        for run in self._prefix.runs:
+            yield self._prefix.probe(keys, run, self._lens()) & 0xFFFFFFFF
 
     def _check(self, seq: Seq, ids: Ints) -> bool:
         """Whether any of the given pool texts scores above the threshold."""

@@ -28,7 +28,7 @@ from selfinstruct.models import (
 from selfinstruct.parsing import continuation, parse_numbered
 from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
 from selfinstruct.prompts import Template, load_template
-from selfinstruct.similarity import RougeIndex
+from selfinstruct.similarity import RougeIndex, Screen
 from selfinstruct.stages.base import llm_session, map_window, run_recorded
 
 STAGE = "generate"
@@ -112,10 +112,11 @@ class Generator:
         text = continuation(completion.text, first, self.llm.settings.api)
         items = parse_numbered(text, first, truncated=completion.finish_reason == "length")
         before = report.accepted
+        screen = self.index.screen(items)  # one prefix-filter probe for the whole reply
         for i, item in enumerate(items):
             if report.total >= report.target:
                 break
-            self.consider(item, req.key, int(req.meta["sample"]), i, report)
+            self.consider(item, req.key, int(req.meta["sample"]), i, report, screen)
         self.llm.cache.mark_applied(req.key)
         self.barren = 0 if report.accepted > before or not items else self.barren + 1
         if self.barren >= BARREN_LIMIT:
@@ -124,15 +125,17 @@ class Generator:
                 f"{self.pool.rejected}); check the model and the prompt template"
             )
 
-    def consider(self, text: str, key: str, round_no: int, i: int, report: GenerateReport) -> None:
+    def consider(
+        self, text: str, key: str, round_no: int, i: int, report: GenerateReport, screen: Screen
+    ) -> None:
         cid = stable_id("i", text)
         rid = f"r-{key[:16]}-{i}"
         if self.owner.get(cid) == key or rid in self.reject_ids:
             return  # already recorded before the run stopped: a replayed response
         report.candidates += 1
         verdict = self.check(text)
-        if verdict is None and not self.index.is_novel(text):  # the fast, prefix-filtered check
-            score, best = self.index.best_match(text)
+        if verdict is None and (match := screen.near_duplicate(i)) is not None:
+            score, best = match
             verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
         if verdict is not None:
             self.reject(rid, text, verdict, key, report)
