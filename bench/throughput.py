@@ -16,7 +16,7 @@ Two views of each pipeline run:
   of stage 4, run once more on its own) / requests;
 - steady state: the middle 80% of the requests by the server's arrival times (the first and
   last 10% are the ramp-up and the tail): their rate, and the pipeline's CPU (sampled every
-  10 ms) over the same span / those requests. This is what each request costs, and how full
+  100 ms) over the same span / those requests. This is what each request costs, and how full
   the concurrency budget is kept, while the pipeline streams.
 """
 
@@ -79,7 +79,7 @@ def pipeline_cpu(server: int) -> float:
 class CpuSampler:
     """(monotonic time, pipeline CPU time) every `every` seconds, from a thread."""
 
-    def __init__(self, server: int, every: float = 0.01) -> None:
+    def __init__(self, server: int, every: float = 0.1) -> None:
         self.server = server
         self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()

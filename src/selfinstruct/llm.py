@@ -1,4 +1,5 @@
-"""The model client: the only module that imports `openai`.
+"""The model client: with transport.py (which carries the requests), the only module that
+imports `openai`.
 
 Bounded concurrency, retries with backoff and Retry-After, a durable request cache, token and
 cost accounting, budget caps, and a failures file for requests that never succeeded.
