@@ -179,7 +179,8 @@ def test_truncated_reply_loses_only_its_last_item(make_server: MakeServer, seeds
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_faults_that_recover(make_server: MakeServer, seeds: Path, transport: str) -> None:
-    Path("selfinstruct.toml").write_text(f'transport = "{transport}"\n')
+    with Path("selfinstruct.toml").open("a") as config:  # keeps the fixture's short backoff
+        config.write(f'transport = "{transport}"\n')
     server = make_server(hang_seconds=2.0)
     server.script("429", "500", "503", "drop", "malformed", "hang")
     result = run(server, "--seeds", str(seeds), "-n", "5", "--concurrency", "1", "--timeout", "0.5")
