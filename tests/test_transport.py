@@ -148,7 +148,10 @@ def test_a_dead_worker_stops_the_run_and_the_next_run_finishes(make_server: Make
     server = make_server(reply=reply)
     result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "15", "--quiet")
     assert result.exit_code == 1
-    assert "Error: the HTTP worker process exited (code -9); re-run to continue" in result.stderr
+    assert result.stderr == (
+        "Error: the HTTP worker process exited (code -9); the pool is saved, re-run to continue"
+        ' (http_worker = "off" in selfinstruct.toml sends requests from this process)\n'
+    )
     for path in Path("data").glob("*.jsonl"):
         assert path.read_bytes().endswith(b"\n")
     result = cli(server, "run", "--quiet")
@@ -206,3 +209,17 @@ def test_ctrl_c_to_the_process_group_stops_cleanly(make_server: MakeServer) -> N
     for path in Path("data").glob("*.jsonl"):
         assert path.read_bytes().endswith(b"\n")
     assert not alive(worker)
+
+
+def test_a_worker_that_cannot_start_says_how_to_go_on(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_server()
+    monkeypatch.setattr("selfinstruct.transport.sys.executable", "/bin/false")
+    result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "5", "--quiet")
+    assert result.exit_code == 1 and server.requests == []
+    assert result.stderr.startswith("Error: the HTTP worker process exited (code 1);")
+    Path("selfinstruct.toml").write_text('retry_backoff = 0.01\nhttp_worker = "off"\n')
+    result = cli(server, "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(lines("data/instructions.jsonl")) == 5

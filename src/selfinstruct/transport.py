@@ -165,7 +165,10 @@ class WireClients:
                 waiting.set_result(message)
         worker = self._worker
         code = await asyncio.to_thread(worker.wait) if worker is not None else None
-        self._gone = f"the HTTP worker process exited (code {code}); re-run to continue"
+        self._gone = (
+            f"the HTTP worker process exited (code {code}); the pool is saved, re-run to "
+            'continue (http_worker = "off" in selfinstruct.toml sends requests from this process)'
+        )
         for waiting in self._waiting.values():
             if not waiting.done():
                 waiting.set_exception(FatalAPIError(self._gone))
