@@ -390,7 +390,12 @@ def test_status_shows_each_batch(make_server: MakeServer) -> None:
         4,
         1,
     )
+    status = json.loads(ok(None, "status", "--json").stdout)["batches"]
+    assert status == {"open": 1, "requests": 5, "stages": ["classify"]}
+    assert re.search(r"batches\s+1 open \(5 requests; classify\)", ok(None, "status").stdout)
     ok(server, "batch", "collect")
+    assert json.loads(ok(None, "status", "--json").stdout)["batches"]["open"] == 0
+    assert re.search(r"batches\s+none open", ok(None, "status").stdout)
     [row] = json.loads(ok(server, "batch", "status", "--json").stdout)
     assert (row["state"], row["status"], row["completed"], row["failed"]) == (
         "collected",

@@ -86,12 +86,20 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
                      f"{cls['failures']} failed requests"),
         ("instances", f"{ins['done']} done ({ins['instances']} instances), "
                       f"{ins['pending']} pending, {ins['failures']} failed requests"),
+        ("batches", batches_row(s["batches"])),
         ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
         ("spent", f"{tokens} tokens, ${cost:.4f}"),
         ("last run", f"{last.get('started', '-')} to {last.get('finished', '-')}: "
                      f"{last.get('outcome', '-')}"),
         ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
     ]  # fmt: skip
+
+
+def batches_row(b: dict[str, Any]) -> str:
+    if not b["open"]:
+        return "none open"
+    return (f"{b['open']} open ({b['requests']} requests; {', '.join(b['stages'])}): "
+            "`selfinstruct batch status` for details")  # fmt: skip
 
 
 class Log:

@@ -6,7 +6,14 @@ from collections import Counter
 from typing import Any
 
 from selfinstruct import manifest
-from selfinstruct.models import Classification, Failure, InstanceSet, MachineInstruction
+from selfinstruct.batchfiles import OPEN
+from selfinstruct.models import (
+    BatchEvent,
+    Classification,
+    Failure,
+    InstanceSet,
+    MachineInstruction,
+)
 from selfinstruct.pool import Pool, iter_jsonl
 
 
@@ -19,6 +26,8 @@ def pool_status(pool: Pool) -> dict[str, Any]:
     data = manifest.load(pool)
     dataset = pool.root / "dataset.jsonl"
     parsed = [i for i, flag in classes.items() if flag is not None]
+    batches = {e.file: e for e in pool.read(pool.batches, BatchEvent)}  # the last line wins
+    open_batches = [e for e in batches.values() if e.state in OPEN]
     return {
         "pool": str(pool.root),
         "target": data.get("run", {}).get("target"),
@@ -33,6 +42,10 @@ def pool_status(pool: Pool) -> dict[str, Any]:
         "instances": {
             "done": len(with_instances), "pending": sum(i not in with_instances for i in parsed),
             "instances": sum(with_instances.values()), "failures": failures["instances"],
+        },
+        "batches": {
+            "open": len(open_batches), "requests": sum(e.requests for e in open_batches),
+            "stages": sorted({e.stage for e in open_batches}),
         },
         "filter": {"dataset": sum(1 for _ in iter_jsonl(dataset)) if dataset.exists() else None},
         "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
