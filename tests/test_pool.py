@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct.errors import InputError, PoolLockedError
-from selfinstruct.models import SeedTask
-from selfinstruct.pool import JsonlAppender, Pool, load_seeds, repair_tail
+from selfinstruct.errors import CorruptPoolError, InputError, PoolLockedError
+from selfinstruct.models import MachineInstruction, SeedTask
+from selfinstruct.pool import JsonlAppender, Pool, bulk_load, load_seeds, repair_tail
 
 SEED = {
     "id": "seed_task_0",
@@ -117,3 +118,23 @@ def test_duplicate_seed_id(tmp_path: Path) -> None:
     path = write(tmp_path / "s.jsonl", [json.dumps(SEED), json.dumps(SEED)])
     with pytest.raises(InputError, match=r"line 2: field 'id': duplicate of line 1"):
         load_seeds(path)
+
+
+def test_bulk_load_restores_the_collector_even_when_a_read_fails(tmp_path: Path) -> None:
+    pool = Pool(tmp_path / "data")
+    pool.root.mkdir()
+    write(
+        pool.instructions,
+        ['{"id": "i-1", "instruction": "Say hi.", "request": "k", "round": 0}', "{"],
+    )
+    assert gc.isenabled()
+    with pytest.raises(CorruptPoolError, match="instructions.jsonl line 2"), bulk_load():
+        list(pool.read(pool.instructions, MachineInstruction))
+    assert gc.isenabled()
+    gc.disable()  # a caller that had paused it keeps it paused
+    try:
+        with bulk_load():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import gc
 import json
 import os
 import sys
@@ -42,6 +43,25 @@ def parse_line(raw: bytes, path: Path, lineno: int) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise InputError(f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+@contextlib.contextmanager
+def bulk_load() -> Iterator[None]:
+    """Build the long-lived objects of a run (the pool read into memory, its index) with the
+    cyclic collector paused, then freeze them out of its sight.
+
+    A 50K pool is millions of objects; while they pile up, each full collection rescans all of
+    them (about a third of the CPU of a 50K run's start-up). They hold no reference cycles, so
+    nothing is left uncollected; later collections scan only what the run allocates after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def read_models(path: Path, model: type[M]) -> Iterator[M]:

@@ -24,7 +24,7 @@ from selfinstruct.models import (
     SeedTask,
     normalize,
 )
-from selfinstruct.pool import Pool, atomic_jsonl
+from selfinstruct.pool import Pool, atomic_jsonl, bulk_load
 from selfinstruct.similarity import dedup
 
 REFUSAL = re.compile(
@@ -184,9 +184,10 @@ def filter_pool(job: FilterJob) -> FilterReport:
 def write_dataset(job: FilterJob) -> FilterReport:
     """Stage 4 on a pool whose lock the caller holds."""
     pool = job.pool
-    seeds = list(pool.read(pool.seeds, SeedTask))
-    flags = {c.id: c for c in pool.read(pool.classifications, Classification)}
-    sets = {s.id: s for s in pool.read(pool.instances, InstanceSet)}
+    with bulk_load():
+        seeds = list(pool.read(pool.seeds, SeedTask))
+        flags = {c.id: c for c in pool.read(pool.classifications, Classification)}
+        sets = {s.id: s for s in pool.read(pool.instances, InstanceSet)}
     work = Filter(pool, job.settings)
     report = work.report
     report.out = job.out or pool.root / "dataset.jsonl"

@@ -26,7 +26,7 @@ from selfinstruct.models import (
     stable_id,
 )
 from selfinstruct.parsing import continuation, parse_numbered
-from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
+from selfinstruct.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 from selfinstruct.prompts import Template, load_template
 from selfinstruct.similarity import RougeIndex, Screen
 from selfinstruct.stages.base import llm_session, map_window, run_recorded
@@ -261,13 +261,15 @@ def generate(job: GenerateJob) -> GenerateReport:
     pool = job.pool
     with pool.writing():
         seeds = pool_seeds(pool, job.seeds)
-        machine = list(pool.read(pool.instructions, MachineInstruction))
+        with bulk_load():
+            machine = list(pool.read(pool.instructions, MachineInstruction))
         have = len(machine)
         if have >= job.target:
             return GenerateReport(target=job.target, before=have)
         with llm_session(pool, job.llm, STAGE) as llm:
             store_seeds(pool, seeds)
-            gen = Generator(pool, seeds, llm, job.stage, template, job.seed, machine=machine)
+            with bulk_load():
+                gen = Generator(pool, seeds, llm, job.stage, template, job.seed, machine=machine)
             entry = {
                 "generate": job.stage.model_dump(mode="json"),
                 "sampling": job.stage.sampling(job.llm.api),

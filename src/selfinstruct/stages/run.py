@@ -30,7 +30,7 @@ from selfinstruct.errors import BudgetExhausted, ConfigError
 from selfinstruct.flow import Flow
 from selfinstruct.llm import LLM
 from selfinstruct.models import Classification, InstanceSet, MachineInstruction
-from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
+from selfinstruct.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 from selfinstruct.prompts import load_template
 from selfinstruct.stages.base import STOP, run_async
 from selfinstruct.stages.classify import Classifier
@@ -210,7 +210,8 @@ def run_pipeline(job: RunJob) -> RunReport:
     """Advance the pool to the target: generate, classify, instances, then filter."""
     pool = job.pool
     with pool.writing():
-        work = Leftover.read(pool)
+        with bulk_load():
+            work = Leftover.read(pool)
         have = len(work.machine)
         target = resolve_target(pool, job.target, job.add, have)
         manifest.record_run(pool, {"target": target})
@@ -221,7 +222,9 @@ def run_pipeline(job: RunJob) -> RunReport:
             return report
         cache, failures = RequestCache(pool.cache), JsonlAppender(pool.failures)
         try:
-            return drive(job, Pipeline(job, cache, failures, work), report, have)
+            with bulk_load():
+                pipe = Pipeline(job, cache, failures, work)
+            return drive(job, pipe, report, have)
         finally:
             failures.close()
             cache.close()
