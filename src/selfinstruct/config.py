@@ -44,6 +44,10 @@ class Settings(BaseModel):
         "auto", description="the openai client in a worker process; auto: at concurrency >= 64"
     )
 
+    def secret(self) -> str:
+        """The API key itself, "" when none is set: for the client and for redaction only."""
+        return self.api_key.get_secret_value() if self.api_key else ""
+
     def public(self) -> dict[str, Any]:
         """The settings as saved in the manifest: never the API key."""
         data = self.model_dump(mode="json", exclude={"api_key"})

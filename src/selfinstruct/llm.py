@@ -27,7 +27,7 @@ from selfinstruct.flow import Flow
 from selfinstruct.models import Failure
 from selfinstruct.pool import JsonlAppender
 from selfinstruct.pricing import cost, price_for
-from selfinstruct.transport import Clients, MalformedReply, WireClients, api_key
+from selfinstruct.transport import Clients, MalformedReply, WireClients, client_options
 
 T = TypeVar("T")
 
@@ -109,7 +109,6 @@ class LLM:
         self.flow = flow or Flow(
             settings.concurrency, settings.max_consecutive_failures, settings.breaker_seconds
         )
-        self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
 
     def request(self, prompt: str, params: dict[str, Any], sample: int = 0, **meta: Any) -> Request:
         """The body for the configured API; its key covers everything that shapes the reply."""
@@ -228,7 +227,7 @@ class LLM:
 
     def redact(self, text: str) -> str:
         """Never let the key, or a server's echo of part of it, reach a log or a file."""
-        return redact(text, self._secret)
+        return redact(text, self.settings.secret())
 
     async def aclose(self) -> None:
         if self._owns_clients and self._clients is not None:
@@ -320,14 +319,8 @@ class BatchAPI:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.client = openai.OpenAI(
-            api_key=api_key(settings),
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            max_retries=0,
-        )
+        self.client = openai.OpenAI(**client_options(settings))
         self.base_url = str(self.client.base_url).rstrip("/")
-        self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
 
     def upload(self, name: str, data: bytes) -> str:
         file = (name, data, "application/jsonl")
@@ -375,7 +368,7 @@ class BatchAPI:
         try:
             return call()
         except openai.APIStatusError as e:
-            detail = redact(server_message(e), self._secret)
+            detail = redact(server_message(e), self.settings.secret())
             if e.status_code in FATAL:
                 raise FatalAPIError(
                     f"{e.status_code} from {self.base_url} ({what}): {detail}; check "

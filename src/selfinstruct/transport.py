@@ -87,27 +87,31 @@ class Clients:
 
 
 def make_client(settings: Settings) -> openai.AsyncOpenAI:
-    """Local servers take any key; OpenAI itself needs one."""
     http = openai.DefaultAioHttpClient() if settings.transport == "aiohttp" else None
-    return openai.AsyncOpenAI(
-        api_key=api_key(settings),
-        base_url=settings.base_url,
-        timeout=settings.timeout,
-        max_retries=0,
-        http_client=http,
-    )
+    return openai.AsyncOpenAI(**client_options(settings), http_client=http)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """What every openai client here is built with. max_retries=0: the callers retry, count and
+    back off themselves (and batch mode must not repeat a create blindly)."""
+    return {
+        "api_key": api_key(settings),
+        "base_url": settings.base_url,
+        "timeout": settings.timeout,
+        "max_retries": 0,
+    }
 
 
 def api_key(settings: Settings) -> str:
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    if not key:
-        if settings.base_url is None:
-            raise ConfigError(
-                "no API key found - set OPENAI_API_KEY or pass --api-key "
-                "(for a local server, pass --base-url http://localhost:8000/v1)"
-            )
-        key = "not-needed"
-    return key
+    """Local servers take any key; OpenAI itself needs one."""
+    if key := settings.secret():
+        return key
+    if settings.base_url is None:
+        raise ConfigError(
+            "no API key found - set OPENAI_API_KEY or pass --api-key "
+            "(for a local server, pass --base-url http://localhost:8000/v1)"
+        )
+    return "not-needed"
 
 
 class WireClients:
