@@ -4,44 +4,29 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from fakeserver import FakeOpenAI, Recorded, default_reply
-from pooldata import write_seeds
+from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
+from pooldata import invoke as cli
 from selfinstruct import batchfiles
-from selfinstruct.cli import app
-
-KEY = "sk-test"
-MakeServer = Callable[..., FakeOpenAI]
 
 
 @pytest.fixture(autouse=True)
 def setup() -> None:
-    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\n")
+    write_config(FAST)
     write_seeds()
-
-
-def cli(server: FakeOpenAI | None, *args: str) -> Result:
-    argv = [*args, "--base-url", server.base_url] if server else list(args)
-    env = {"OPENAI_API_KEY": KEY} if server else {}
-    return CliRunner(env=env).invoke(app, argv, catch_exceptions=False)
 
 
 def ok(server: FakeOpenAI | None, *args: str) -> Result:
     result = cli(server, *args)
     assert result.exit_code == 0, result.output
     return result
-
-
-def lines(path: str | Path) -> list[dict[str, Any]]:
-    p = Path(path)
-    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
 
 
 def calls(server: FakeOpenAI, method: str, path: str) -> list[Recorded]:

@@ -9,19 +9,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rouge_score import rouge_scorer
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from fakeserver import FakeOpenAI, numbered_reply
-from selfinstruct.cli import app
+from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config
 from selfinstruct.pool import Pool
 
-KEY = "sk-test"
 SEED_TEXTS = [
     "Suggest a name for a bakery that specializes in sourdough bread.",
     "Explain how a bicycle gear system makes climbing hills easier.",
@@ -34,7 +32,6 @@ SEED_TEXTS = [
     "Convert the temperature from Celsius to Fahrenheit and show your work.",
     "Recommend a weekend routine for someone who wants to read more books.",
 ]
-MakeServer = Callable[..., FakeOpenAI]
 REJECTS = Path("data/rejected_instructions.jsonl")
 
 
@@ -48,19 +45,11 @@ def seeds(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def fast_retries(tmp_path: Path) -> None:
-    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 10\n")
+    write_config(FAST + "max_consecutive_failures = 10\n")
 
 
 def run(server: FakeOpenAI | None, *args: str, key: str | None = KEY) -> Result:
-    argv = ["generate", "--no-progress", *args]
-    if server is not None:
-        argv += ["--base-url", server.base_url]
-    env = {"OPENAI_API_KEY": key} if key else {}
-    return CliRunner(env=env).invoke(app, argv, catch_exceptions=False)
-
-
-def lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return invoke(server, "generate", "--no-progress", *args, key=key)
 
 
 _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
@@ -194,7 +183,7 @@ def test_faults_that_do_not_recover_stop_with_the_pool_saved(
     make_server: MakeServer, seeds: Path
 ) -> None:
     server = make_server(fault_rate=1.0, fault_kinds=["503"])
-    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 4\n")
+    write_config(FAST + "max_consecutive_failures = 4\n")
     args = ("--seeds", str(seeds), "-n", "5", "--max-retries", "1", "--concurrency", "1")
     result = run(server, *args)
     assert result.exit_code == 1

@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from fakeserver import (
     FakeOpenAI,
@@ -24,22 +23,15 @@ from fakeserver import (
     make_instruction,
     prompt_text,
 )
-from pooldata import write_seeds
+from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
+from pooldata import invoke as cli
 from selfinstruct.cli import app
-
-KEY = "sk-test"
-MakeServer = Callable[..., FakeOpenAI]
 
 
 @pytest.fixture(autouse=True)
 def setup() -> None:
-    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\n")
+    write_config(FAST)
     write_seeds()
-
-
-def cli(server: FakeOpenAI, *args: str) -> Result:
-    argv = [*args, "--base-url", server.base_url]
-    return CliRunner(env={"OPENAI_API_KEY": KEY}).invoke(app, argv, catch_exceptions=False)
 
 
 def spawn(server: FakeOpenAI, *args: str) -> subprocess.Popen[str]:
@@ -49,11 +41,6 @@ def spawn(server: FakeOpenAI, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def lines(path: str) -> list[dict[str, Any]]:
-    p = Path(path)
-    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
 
 
 def wait_for(path: str, count: int, child: subprocess.Popen[str], limit: float = 30) -> None:
@@ -168,7 +155,7 @@ def test_second_ctrl_c_exits_at_once(make_server: MakeServer) -> None:
 
 def test_circuit_breaker_stops_a_dead_server(make_server: MakeServer) -> None:
     server = make_server(fault_rate=1.0, fault_kinds=["503"])
-    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 12\n")
+    write_config(FAST + "max_consecutive_failures = 12\n")
     result = cli(
         server, "run", "--seeds", "seeds.jsonl", "-n", "10", "--quiet", "--log-file", "cron.log"
     )

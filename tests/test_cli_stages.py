@@ -10,34 +10,23 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from fakeserver import FakeOpenAI, default_reply, prompt_text
-from pooldata import SEEDS, write_seeds
+from pooldata import FAST, KEY, SEEDS, MakeServer, invoke, lines, write_config, write_seeds
 from selfinstruct.cli import app
-
-KEY = "sk-test"
-MakeServer = Callable[..., FakeOpenAI]
 
 
 @pytest.fixture(autouse=True)
 def fast_retries() -> None:
-    Path("selfinstruct.toml").write_text("retry_backoff = 0.01\nmax_consecutive_failures = 3\n")
+    write_config(FAST + "max_consecutive_failures = 3\n")
 
 
 def cli(server: FakeOpenAI, *args: str) -> Result:
-    argv = [*args, "--no-progress", "--base-url", server.base_url]
-    return CliRunner(env={"OPENAI_API_KEY": KEY}).invoke(app, argv, catch_exceptions=False)
-
-
-def lines(path: str) -> list[dict[str, Any]]:
-    p = Path(path)
-    return [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
+    return invoke(server, *args, "--no-progress")
 
 
 def pool_with(server: FakeOpenAI, n: int) -> None:

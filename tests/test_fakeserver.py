@@ -33,9 +33,8 @@ from fakeserver import (
     numbered_reply,
     sequence_reply,
 )
+from pooldata import KEY, MakeServer
 
-MakeServer = Callable[..., FakeOpenAI]
-KEY = "sk-test"
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say something."}]
 REFERENCE_STOP = ["\n\n", "\n16", "16.", "16 ."]  # the paper's: at most 7 new items after "9."
 FAST_FAULTS = tuple(f for f in ALL_FAULTS if f != "hang")

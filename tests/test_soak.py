@@ -11,14 +11,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fakeserver import ALL_FAULTS, FakeOpenAI
+from fakeserver import ALL_FAULTS
+from pooldata import FAST, KEY, MakeServer, write_config
 from selfinstruct.similarity import dedup
 
-KEY = "sk-test"
 TARGET, KILLS, CONCURRENCY = 60, 4, 4
 
 
@@ -28,14 +27,12 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode().splitlines()]
 
 
-def test_soak_faults_and_sigkills(make_server: Callable[..., FakeOpenAI]) -> None:
+def test_soak_faults_and_sigkills(make_server: MakeServer) -> None:
     server = make_server(
         latency=0.01, fault_rate=0.2, fault_kinds=ALL_FAULTS, seed=7, hang_seconds=0.6,
         retry_after=0.01,
     )  # fmt: skip
-    Path("selfinstruct.toml").write_text(
-        "retry_backoff = 0.01\nmax_retries = 10\ntimeout = 0.4\nmax_consecutive_failures = 200\n"
-    )
+    write_config(FAST + "max_retries = 10\ntimeout = 0.4\nmax_consecutive_failures = 200\n")
     Path("seeds.jsonl").write_text(
         Path(__file__).parents[1].joinpath("seeds", "seed_tasks.jsonl").read_text()
     )

@@ -24,6 +24,7 @@ def write(path: str, records: list[dict[str, Any]]) -> None:
 
 
 def lines(path: str) -> list[dict[str, Any]]:
+    """Unlike `pooldata.lines`, a missing file is an error here: every file read must exist."""
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 

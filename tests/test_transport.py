@@ -10,40 +10,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from typer.testing import CliRunner, Result
 
 from fakeserver import FakeOpenAI, default_reply
-from pooldata import write_seeds
-from selfinstruct.cli import app
+from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
+from pooldata import invoke as cli
 from selfinstruct.config import Settings
 from selfinstruct.llm import describe, retry_after, server_message
 from selfinstruct.transport import Clients, WireClients, connect
 
-KEY = "sk-test"
-MakeServer = Callable[..., FakeOpenAI]
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi."}]}
 
 
 @pytest.fixture(autouse=True)
 def setup() -> None:
-    Path("selfinstruct.toml").write_text('retry_backoff = 0.01\nhttp_worker = "on"\n')
+    write_config(FAST + 'http_worker = "on"\n')
     write_seeds()
-
-
-def cli(server: FakeOpenAI, *args: str, key: str = KEY) -> Result:
-    argv = [*args, "--base-url", server.base_url]
-    return CliRunner(env={"OPENAI_API_KEY": key}).invoke(app, argv, catch_exceptions=False)
-
-
-def lines(path: str) -> list[dict[str, Any]]:
-    p = Path(path)
-    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
 
 
 def workers(pid: int) -> list[int]:
@@ -219,7 +205,7 @@ def test_a_worker_that_cannot_start_says_how_to_go_on(
     result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "5", "--quiet")
     assert result.exit_code == 1 and server.requests == []
     assert result.stderr.startswith("Error: the HTTP worker process exited (code 1);")
-    Path("selfinstruct.toml").write_text('retry_backoff = 0.01\nhttp_worker = "off"\n')
+    write_config(FAST + 'http_worker = "off"\n')
     result = cli(server, "run", "--quiet")
     assert result.exit_code == 0, result.output
     assert len(lines("data/instructions.jsonl")) == 5
