@@ -716,9 +716,15 @@ class FakeOpenAI:
         models: Sequence[str] | None = None,
         rate_limit: float | None = None,
         burst: int = 1,
+        slots: int | None = None,
+        token_latency: float = 0.0,
     ) -> None:
         """`rate_limit`: a token bucket of `burst` requests refilled at this many per second;
-        a request that finds it empty gets a 429 with Retry-After (like a real rate limit)."""
+        a request that finds it empty gets a 429 with Retry-After (like a real rate limit).
+        `slots`: at most this many requests are worked on at once (`latency` each) and the rest
+        wait their turn, as in vLLM's batch: latency grows with load and no 429 ever comes.
+        `token_latency`: seconds more per token of the request's max_tokens, as a real model
+        takes longer for longer answers (an 8-token classification against a 1024-token list)."""
         unknown = set(fault_kinds) - set(ALL_FAULTS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {ALL_FAULTS}")
@@ -731,6 +737,8 @@ class FakeOpenAI:
         self.retry_after = retry_after
         self.models = list(models) if models is not None else None
         self.rate_limit, self.burst = rate_limit, burst
+        self._slots = threading.Semaphore(slots) if slots is not None else None
+        self.token_latency = token_latency
         self._tokens, self._refilled = float(burst), time.monotonic()
         self.in_flight = 0
         self.requests: list[Recorded] = []
@@ -825,7 +833,7 @@ class FakeOpenAI:
             if problem is None:
                 record.fault = "429" if self._rate_limited() else self._draw_fault()
         try:
-            if self._pause(self.latency):
+            if self._work(self.latency + self.token_latency * _max_tokens(body)):
                 return handler.drop()
             if problem is not None:
                 return handler.send(record, problem[0], problem[1], {})
@@ -833,6 +841,18 @@ class FakeOpenAI:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _work(self, seconds: float) -> bool:
+        """Wait for a slot (if slots are limited), then `seconds`; True if the server stops."""
+        if self._slots is None:
+            return self._pause(seconds)
+        while not self._slots.acquire(timeout=0.05):
+            if self._stopping.is_set():
+                return True
+        try:
+            return self._pause(seconds)
+        finally:
+            self._slots.release()
 
     def _rate_limited(self) -> bool:
         """Take a token from the bucket (caller holds the lock); True when it is empty."""
@@ -989,6 +1009,11 @@ _ROUTES: dict[tuple[str, str], _Endpoint] = {
     ("POST", "/v1/completions"): FakeOpenAI._completions,
     ("GET", "/v1/models"): FakeOpenAI._list_models,
 }
+
+
+def _max_tokens(body: dict[str, Any] | None) -> int:
+    value = (body or {}).get("max_tokens") or (body or {}).get("max_completion_tokens")
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def _n(body: dict[str, Any]) -> int:

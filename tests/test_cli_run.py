@@ -181,6 +181,35 @@ def test_adaptive_concurrency_under_a_rate_limit(make_server: MakeServer) -> Non
     assert sorted(late)[len(late) // 2] < 16  # the limit came down from 32
 
 
+def test_adaptive_concurrency_follows_latency_without_429s(make_server: MakeServer) -> None:
+    server = make_server(latency=0.05, slots=2)  # a vLLM-like server: it queues, never refuses
+    result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "60", "--concurrency", "32")
+    assert result.exit_code == 0, result.output
+    assert not any(r.fault for r in server.requests)
+    early = max(r.in_flight for r in server.requests[:40])
+    late = [r.in_flight for r in server.requests[len(server.requests) // 2 :]]
+    assert early > 16  # it started at 32 in flight...
+    assert sorted(late)[len(late) // 2] <= 12  # ...and came down as the server's queue grew
+    limit = json.loads(Path("data/run.json").read_text())["run"]["concurrency"]
+    assert limit["ceiling"] == 32 and limit["cuts"] >= 2 and limit["lowest"] <= 8
+    lowered = f"lowered {limit['cuts']} times (to {limit['lowest']} at the lowest)"
+    assert re.search(rf"concurrency\s+32, {re.escape(lowered)}", result.stdout)
+
+
+def test_longer_answers_are_not_mistaken_for_a_queue(make_server: MakeServer) -> None:
+    # Latency grows with max_tokens (8 to classify, 1024 to generate), never with load: the
+    # stages' different reply times must not bring the limit down.
+    server = make_server(latency=0.05, token_latency=0.001)
+    result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "60", "--concurrency", "32")
+    assert result.exit_code == 0, result.output
+    assert json.loads(Path("data/run.json").read_text())["run"]["concurrency"] == {
+        "ceiling": 32, "cuts": 0, "lowest": 32,
+    }  # fmt: skip
+    assert re.search(r"concurrency\s+32\n", result.stdout)
+    status = CliRunner().invoke(app, ["status"]).stdout
+    assert re.search(r"last run .*: done; concurrency 32\n", status)
+
+
 def test_status_json_counts(make_server: MakeServer) -> None:
     server = make_server()
     assert cli(server, "run", "--seeds", "seeds.jsonl", "-n", "12", "--quiet").exit_code == 0

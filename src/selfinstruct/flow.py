@@ -12,11 +12,16 @@ from collections.abc import AsyncIterator
 from selfinstruct.errors import FatalAPIError
 
 MIN_COOLDOWN = 0.05  # a burst of 429s from one window of requests halves the limit once
-LATENCY_FACTOR = 4.0  # a latency EWMA this many times the best seen means the server is queueing
+LATENCY_FACTOR = 4.0  # a latency EWMA this many times its lowest means the server is queueing
 
 
 class AdaptiveLimit:
-    """AIMD on requests in flight: halve on 429s, timeouts or swelling latency; +1 per window."""
+    """AIMD on requests in flight: halve on 429s, timeouts or swelling latency; +1 per window.
+
+    Latency is judged per kind of request (a stage), against the lowest its moving average
+    has been: an 8-token classification and a 1024-token list of instructions take different
+    times on any server, and one reply shorter than the rest says nothing about queueing.
+    """
 
     def __init__(self, ceiling: int, floor: int = 1) -> None:
         self.ceiling, self.floor = ceiling, floor
@@ -24,8 +29,8 @@ class AdaptiveLimit:
         self.in_use = 0
         self.cuts = 0
         self.lowest = float(ceiling)
-        self._best = float("inf")
-        self._ewma: float | None = None
+        self._best: dict[str, float] = {}  # per kind: the lowest its EWMA has been
+        self._ewma: dict[str, float] = {}
         self._last_cut = float("-inf")
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
@@ -60,24 +65,30 @@ class AdaptiveLimit:
                 self.in_use += 1
                 granted.set_result(None)
 
-    def succeeded(self, latency: float) -> None:
-        self._best = min(self._best, latency)
-        self._ewma = latency if self._ewma is None else 0.8 * self._ewma + 0.2 * latency
-        if self._ewma > LATENCY_FACTOR * max(self._best, 0.05):
+    def succeeded(self, latency: float, kind: str = "") -> None:
+        last = self._ewma.get(kind)
+        ewma = self._ewma[kind] = latency if last is None else 0.8 * last + 0.2 * latency
+        best = self._best[kind] = min(self._best.get(kind, ewma), ewma)
+        if ewma > LATENCY_FACTOR * max(best, 0.05):
             self.cut()
         else:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
             self._wake()
 
+    def summary(self) -> dict[str, int]:
+        """For the run's report and run.json: the configured ceiling, how often and how low the
+        limit came down."""
+        return {"ceiling": self.ceiling, "cuts": self.cuts, "lowest": int(self.lowest)}
+
     def cut(self) -> None:
         """Multiplicative decrease, at most once per round trip (like TCP, once per window)."""
         now = time.monotonic()
-        window = max(MIN_COOLDOWN, self._best if self._best != float("inf") else 0.0)
+        window = max(MIN_COOLDOWN, min(self._best.values(), default=0.0))
         if now - self._last_cut < window:
             return
         self._last_cut = now
         self.limit = max(float(self.floor), self.limit / 2)
-        self._ewma = None  # judge the new level on fresh samples
+        self._ewma = {}  # judge the new level on fresh samples
         self.cuts += 1
         self.lowest = min(self.lowest, self.limit)
 

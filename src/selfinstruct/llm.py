@@ -176,7 +176,7 @@ class LLM:
         async with limit.slot(PRIORITY.get(self.stage, 0)):
             started = time.monotonic()
             completion = await self._send(req)
-        limit.succeeded(time.monotonic() - started)
+        limit.succeeded(time.monotonic() - started, self.stage)
         self.flow.breaker.succeeded()
         return completion
 

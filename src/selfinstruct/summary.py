@@ -63,6 +63,8 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
     if report.filter is not None:
         rows.append(("dataset", f"{report.filter.instances_kept} instances -> {report.filter.out}"))
     rows.append(("elapsed", f"{report.elapsed:.1f}s"))
+    if report.concurrency:
+        rows.append(("concurrency", concurrency_text(report.concurrency)))
     for stage, usage in report.usage.items():
         rows.append((f"{stage} requests", usage_rows(usage)[0][1]))
     unknown = any(u.cost is None for u in report.usage.values())
@@ -90,9 +92,18 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
         ("spent", f"{tokens} tokens, ${cost:.4f}"),
         ("last run", f"{last.get('started', '-')} to {last.get('finished', '-')}: "
-                     f"{last.get('outcome', '-')}"),
+                     f"{last.get('outcome', '-')}"
+                     + (f"; concurrency {concurrency_text(c)}"
+                        if (c := last.get("concurrency")) else "")),
         ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
     ]  # fmt: skip
+
+
+def concurrency_text(c: dict[str, int]) -> str:
+    """The adaptive limit's story: its ceiling, and how often and how low it came down."""
+    if not c["cuts"]:
+        return str(c["ceiling"])
+    return f"{c['ceiling']}, lowered {c['cuts']} times (to {c['lowest']} at the lowest)"
 
 
 def batches_row(b: dict[str, Any]) -> str:

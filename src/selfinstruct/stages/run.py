@@ -68,6 +68,7 @@ class RunReport:
     nothing_to_do: bool = False
     elapsed: float = 0.0
     usage: dict[str, Any] = field(default_factory=dict)
+    concurrency: dict[str, int] = field(default_factory=dict)
 
 
 def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -> int:
@@ -248,6 +249,7 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
     finally:
         report.elapsed = time.monotonic() - started
         report.counts = {**pipe.cls.report.counts, **pipe.ins.report.counts}
+        report.concurrency = pipe.flow.limit.summary()
         for stage, llm in pipe.llms.items():
             report.usage[stage] = llm.usage
             manifest.record_stage(
@@ -263,6 +265,7 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
                 "started": stamp,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "outcome": outcome,
+                "concurrency": report.concurrency,
             },
         )
 
