@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -283,6 +284,7 @@ async def attempt(clients: Clients, path: str, body: dict[str, Any]) -> dict[str
 def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)  # the parent decides when to stop
+    gc.freeze()  # the modules imported live as long as the process: no full collection rescans
     asyncio.run(serve(socket.socket(fileno=int(sys.argv[1]))))
     os._exit(0)
 
