@@ -66,6 +66,7 @@ class Recorded:
     status: int | None = None  # None while in flight, and for a dropped connection
     in_flight: int = 0  # requests being served when this one arrived, itself included
     arrived: float = field(default_factory=time.monotonic)
+    answered: float | None = None  # when the whole reply was written (time.monotonic)
     raw: bytes = field(default=b"", repr=False)  # the body as sent (a multipart upload)
 
 
@@ -678,6 +679,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             self.wfile.flush()
+            record.answered = time.monotonic()
         except OSError:  # the client gave up (timeout) or the server is stopping
             self.close_connection = True
 
