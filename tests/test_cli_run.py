@@ -221,5 +221,23 @@ def test_status_json_counts(make_server: MakeServer) -> None:
     assert status["filter"]["dataset"] == len(lines("data/dataset.jsonl"))
     assert status["usage"]["generate"]["requests"] > 0 and status["lock"] is None
     text = CliRunner().invoke(app, ["status"]).stdout
+    usage = status["usage"]
+    for stage in ("generate", "classify", "instances"):  # each stage's tokens and cost
+        tokens = usage[stage]["prompt_tokens"] + usage[stage]["completion_tokens"]
+        cost = f"${usage[stage]['cost']:.4f}"
+        assert re.search(
+            rf"{stage}\s+.*failed requests; {tokens} tokens, {re.escape(cost)}\n", text
+        )
     assert re.search(r"generate\s+12 / 12 instructions, 0 failed requests", text)
+    total = sum(u["prompt_tokens"] + u["completion_tokens"] for u in usage.values())
+    assert re.search(rf"spent\s+{total} tokens, \$\d+\.\d{{4}}\n", text)
     assert "lock       free" in text
+
+
+def test_status_says_when_prices_are_unknown(make_server: MakeServer) -> None:
+    server = make_server(models=["my-local-model"])
+    run = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "3", "--model", "my-local-model")
+    assert run.exit_code == 0, run.output
+    text = CliRunner().invoke(app, ["status"]).stdout
+    assert re.search(r"spent\s+\d+ tokens, cost n/a \(unknown prices\)\n", text)
+    assert "$0.0000" not in text  # an unknown cost is not a zero one

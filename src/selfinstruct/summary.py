@@ -75,28 +75,38 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
 
 def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     gen, cls, ins, last = s["generate"], s["classify"], s["instances"], s["last_run"] or {}
-    usage = s["usage"].values()
-    cost = sum((u.get("cost") or 0.0) for u in usage)
-    tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage)
+    usage = s["usage"]
     dataset = s["filter"]["dataset"]
     return [
         ("pool", s["pool"]),
         ("generate", f"{gen['done']} / {s['target'] or '-'} instructions, "
-                     f"{gen['failures']} failed requests"),
+                     f"{gen['failures']} failed requests" + spent(usage, "generate")),
         ("classify", f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
                      f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
-                     f"{cls['failures']} failed requests"),
+                     f"{cls['failures']} failed requests" + spent(usage, "classify")),
         ("instances", f"{ins['done']} done ({ins['instances']} instances), "
-                      f"{ins['pending']} pending, {ins['failures']} failed requests"),
+                      f"{ins['pending']} pending, {ins['failures']} failed requests"
+                      + spent(usage, "instances")),
         ("batches", batches_row(s["batches"])),
         ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
-        ("spent", f"{tokens} tokens, ${cost:.4f}"),
+        ("spent", spent(usage).lstrip("; ") or "nothing yet"),
         ("last run", f"{last.get('started', '-')} to {last.get('finished', '-')}: "
                      f"{last.get('outcome', '-')}"
                      + (f"; concurrency {concurrency_text(c)}"
                         if (c := last.get("concurrency")) else "")),
         ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
     ]  # fmt: skip
+
+
+def spent(usage: dict[str, dict[str, Any]], stage: str | None = None) -> str:
+    """ "; N tokens, $C" over all stages' totals (or one stage's); "" before any request."""
+    totals = [t for name, t in usage.items() if stage in (None, name) and t]
+    if not totals:
+        return ""
+    tokens = sum(t.get("prompt_tokens", 0) + t.get("completion_tokens", 0) for t in totals)
+    known = [float(t["cost"]) for t in totals if t.get("cost") is not None]
+    cost = f"${sum(known):.4f}" if len(known) == len(totals) else "cost n/a (unknown prices)"
+    return f"; {tokens} tokens, {cost}"
 
 
 def concurrency_text(c: dict[str, int]) -> str:
