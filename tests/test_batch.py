@@ -11,7 +11,7 @@ import openai
 import pytest
 from typer.testing import Result
 
-from fakeserver import FakeOpenAI, Recorded, default_reply
+from fakeserver import FakeOpenAI, Recorded, default_reply, prompt_text
 from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from pooldata import invoke as cli
 from selfinstruct import batchfiles
@@ -465,3 +465,24 @@ def test_stage_1_rounds_through_an_offline_engine() -> None:
     assert ok(None, "batch", "export", "--out", "r2.jsonl", "--stage", "generate").stdout == (
         "Nothing to do: no batch is open and no stage has requests to send.\n"
     )
+
+
+def test_online_stages_leave_open_batches_alone(make_server: MakeServer) -> None:
+    server = make_server()
+    ok(server, "generate", "--seeds", "seeds.jsonl", "-n", "6", "--no-progress")
+    ok(server, "batch", "submit", "--stage", "classify")  # 6 requests wait in an open batch
+    server.requests.clear()
+    online = ok(server, "classify", "--no-progress")
+    assert online.stdout.startswith("Nothing to send: 6 instructions wait in open batches")
+    assert not calls(server, "POST", "/v1/chat/completions")  # none bought a second time
+    ok(server, "generate", "-n", "8", "--no-progress")  # two more, not in any batch
+    server.requests.clear()
+    mixed = ok(server, "run", "-n", "8")
+    assert re.search(r"in open batches\s+6 \(left to `selfinstruct batch collect`\)", mixed.stdout)
+    asked = [prompt_text(b) for b in server.bodies("/v1/chat/completions")]
+    batched = {r["body"]["messages"][-1]["content"] for r in uploaded(server)[0]}
+    assert not batched & set(asked)  # the run classified only the two new ones
+    server.finish_batches()
+    ok(server, "batch", "collect")
+    assert len(lines("data/classifications.jsonl")) == 8
+    assert ok(server, "classify", "--no-progress").stdout.startswith("Nothing to do")

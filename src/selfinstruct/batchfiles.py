@@ -107,6 +107,23 @@ def message(error: object) -> str:
     return str(error) if error else ""
 
 
+def open_batches(pool: Pool) -> list[BatchEvent]:
+    """Batches not collected yet: batches.jsonl folded to the last event of each file."""
+    latest = {e.file: e for e in pool.read(pool.batches, BatchEvent)}
+    return [e for e in latest.values() if e.state in OPEN]
+
+
+def open_keys(pool: Pool) -> frozenset[str]:
+    """Cache keys of the requests in open batches: the online stages leave them to `batch
+    collect` instead of paying for them a second time."""
+    keys: set[str] = set()
+    for event in open_batches(pool):
+        path = pool.batch_files / event.file
+        if path.exists():  # a missing file is reported by the batch commands themselves
+            keys.update(r.custom_id for r in pool.read(path, BatchRequest))
+    return frozenset(keys)
+
+
 class Ledger:
     """batches.jsonl folded to the latest event per file, plus the request files."""
 

@@ -303,6 +303,13 @@ def print_generate(report: GenerateReport, job: GenerateJob) -> None:
 
 
 def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
+    parked = report.counts["in_open_batches"]
+    if report.pending == 0 and parked:
+        typer.echo(
+            f"Nothing to send: {parked} instructions wait in open batches "
+            "(`selfinstruct batch collect` brings them in)."
+        )
+        return
     if report.pending == 0:
         typer.echo(
             f"Nothing to do: all {report.done_before} instructions already have {stage} results."
@@ -310,6 +317,8 @@ def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
         return
     rows = [("pending", str(report.pending))]
     rows += [(key.replace("_", " "), str(report.counts[key])) for key in keys]
+    if parked:
+        rows.append(("in open batches", f"{parked} (left to `selfinstruct batch collect`)"))
     rows += [("elapsed", f"{report.elapsed:.1f}s")]
     finish(stage, rows + usage_rows(report.usage), report.stopped)
 

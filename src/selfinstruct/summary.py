@@ -60,6 +60,8 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
                        f"{n.get('unparsed', 0)} unparsed"),
         ("instances", f"{n.get('instances', 0)} for {tasks} instructions"),
     ]  # fmt: skip
+    if parked := n.get("in_open_batches", 0):
+        rows.append(("in open batches", f"{parked} (left to `selfinstruct batch collect`)"))
     if report.filter is not None:
         rows.append(("dataset", f"{report.filter.instances_kept} instances -> {report.filter.out}"))
     rows.append(("elapsed", f"{report.elapsed:.1f}s"))

@@ -17,10 +17,11 @@ from typing import Any, Protocol, TypeVar
 from tqdm import tqdm
 
 from selfinstruct import manifest
+from selfinstruct.batchfiles import open_keys
 from selfinstruct.cache import RequestCache
 from selfinstruct.config import Settings
 from selfinstruct.errors import BudgetExhausted, Interrupted
-from selfinstruct.llm import LLM, Usage
+from selfinstruct.llm import LLM, Request, Usage
 from selfinstruct.pool import JsonlAppender, Pool
 
 T = TypeVar("T")
@@ -211,12 +212,29 @@ async def timed(report: StageReport, work: Awaitable[str | None]) -> StageReport
     return report
 
 
+def leave_to_batches(
+    pool: Pool, items: list[T], build: Callable[[T], Request], report: StageReport
+) -> list[T]:
+    """The items whose request is not waiting in an open batch (`batch collect` brings those
+    in; sending them online would pay twice); report.counts["in_open_batches"] counts the rest.
+    """
+    reserved = open_keys(pool)
+    if not reserved:
+        return items
+    outside = [item for item in items if build(item).key not in reserved]
+    if parked := len(items) - len(outside):
+        report.counts["in_open_batches"] += parked
+    return outside
+
+
 class Worker(Protocol):
     """A per-instruction stage: build and send one request per item, then record the reply."""
 
     report: StageReport
     out: JsonlAppender
     on_done: Callable[[Any], object]
+
+    def build(self, item: Any) -> Request: ...
 
     async def ask(self, item: Any) -> Any: ...
 
@@ -227,7 +245,10 @@ def run_worker(
     job: StageJob, llm: LLM, worker: Worker, pending: list[Any], entry: dict[str, Any]
 ) -> StageReport:
     """Run a per-instruction stage over `pending` with a progress bar and a manifest entry."""
+    pending = leave_to_batches(job.pool, pending, worker.build, worker.report)
     worker.report.pending = len(pending)
+    if not pending:
+        return worker.report
     with tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar, worker.out:
         worker.on_done = lambda record: bar.update(1)
         window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)

@@ -32,7 +32,7 @@ from selfinstruct.llm import LLM
 from selfinstruct.models import Classification, InstanceSet, MachineInstruction
 from selfinstruct.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 from selfinstruct.prompts import load_template
-from selfinstruct.stages.base import STOP, run_async
+from selfinstruct.stages.base import STOP, leave_to_batches, run_async
 from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
@@ -136,9 +136,9 @@ class Pipeline:
         self.to_classify: asyncio.Queue[MachineInstruction | None] = asyncio.Queue()
         self.to_instances: asyncio.Queue[Classification | None] = asyncio.Queue()
         self.stopped: str | None = None
-        for rec in work.to_classify:
+        for rec in leave_to_batches(pool, work.to_classify, self.cls.build, self.cls.report):
             self.to_classify.put_nowait(rec)
-        for c in work.to_instances:
+        for c in leave_to_batches(pool, work.to_instances, self.ins.build, self.ins.report):
             self.to_instances.put_nowait(c)
 
     async def run(self, target: int, bar: tqdm) -> GenerateReport:
@@ -248,7 +248,7 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
         raise
     finally:
         report.elapsed = time.monotonic() - started
-        report.counts = {**pipe.cls.report.counts, **pipe.ins.report.counts}
+        report.counts = dict(pipe.cls.report.counts + pipe.ins.report.counts)
         report.concurrency = pipe.flow.limit.summary()
         for stage, llm in pipe.llms.items():
             report.usage[stage] = llm.usage

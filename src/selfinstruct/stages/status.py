@@ -6,9 +6,8 @@ from collections import Counter
 from typing import Any
 
 from selfinstruct import manifest
-from selfinstruct.batchfiles import OPEN
+from selfinstruct.batchfiles import open_batches
 from selfinstruct.models import (
-    BatchEvent,
     Classification,
     Failure,
     InstanceSet,
@@ -26,8 +25,7 @@ def pool_status(pool: Pool) -> dict[str, Any]:
     data = manifest.load(pool)
     dataset = pool.root / "dataset.jsonl"
     parsed = [i for i, flag in classes.items() if flag is not None]
-    batches = {e.file: e for e in pool.read(pool.batches, BatchEvent)}  # the last line wins
-    open_batches = [e for e in batches.values() if e.state in OPEN]
+    waiting = open_batches(pool)
     return {
         "pool": str(pool.root),
         "target": data.get("run", {}).get("target"),
@@ -44,8 +42,8 @@ def pool_status(pool: Pool) -> dict[str, Any]:
             "instances": sum(with_instances.values()), "failures": failures["instances"],
         },
         "batches": {
-            "open": len(open_batches), "requests": sum(e.requests for e in open_batches),
-            "stages": sorted({e.stage for e in open_batches}),
+            "open": len(waiting), "requests": sum(e.requests for e in waiting),
+            "stages": sorted({e.stage for e in waiting}),
         },
         "filter": {"dataset": sum(1 for _ in iter_jsonl(dataset)) if dataset.exists() else None},
         "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
