@@ -115,7 +115,8 @@ def concurrency_text(c: dict[str, int]) -> str:
     """The adaptive limit's story: its ceiling, and how often and how low it came down."""
     if not c["cuts"]:
         return str(c["ceiling"])
-    return f"{c['ceiling']}, lowered {c['cuts']} times (to {c['lowest']} at the lowest)"
+    times = "once" if c["cuts"] == 1 else f"{c['cuts']} times"
+    return f"{c['ceiling']}, lowered {times} (to {c['lowest']} at the lowest)"
 
 
 def batches_row(b: dict[str, Any]) -> str:
