@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from fakeserver import (
     FakeOpenAI,
+    Recorded,
     continue_numbering,
     default_reply,
     make_instruction,
@@ -91,12 +92,21 @@ def test_stages_overlap(make_server: MakeServer) -> None:
     server = make_server(reply=slow_generation)
     result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "30", "--quiet")
     assert result.exit_code == 0, result.output
-    kinds = [
-        "classify" if "Is it classification?" in p else "generate" if "Continue the list" in p
-        else "instances" for p in map(prompt_text, server.bodies())
-    ]  # fmt: skip
-    last_generate = max(i for i, k in enumerate(kinds) if k == "generate")
-    assert "classify" in kinds[:last_generate] and "instances" in kinds[:last_generate]
+
+    def kind(p: str) -> str:
+        return (
+            "classify"
+            if "Is it classification?" in p
+            else ("generate" if "Continue the list" in p else "instances")
+        )
+
+    sent: dict[str, list[Recorded]] = {}
+    for r in server.requests:
+        sent.setdefault(kind(prompt_text(r.body or {})), []).append(r)
+    generating_until = max(r.answered or 0.0 for r in sent["generate"])
+    # stages 2 and 3 were on the wire while stage 1 was still generating
+    assert min(r.arrived for r in sent["classify"]) < generating_until
+    assert min(r.arrived for r in sent["instances"]) < generating_until
 
 
 def test_no_target_yet(make_server: MakeServer) -> None:

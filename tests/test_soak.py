@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fakeserver import ALL_FAULTS, Recorded
 from pooldata import FAST, KEY, MakeServer, write_config
 from selfinstruct.similarity import dedup
@@ -38,12 +40,16 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode().splitlines()]
 
 
-def test_soak_faults_and_sigkills(make_server: MakeServer) -> None:
+@pytest.mark.parametrize("worker", ["off", "on"])  # "on": HTTP worker and cache writer thread
+def test_soak_faults_and_sigkills(make_server: MakeServer, worker: str) -> None:
     server = make_server(
         latency=0.01, fault_rate=0.2, fault_kinds=ALL_FAULTS, seed=7, hang_seconds=0.6,
         retry_after=0.01,
     )  # fmt: skip
-    write_config(FAST + f"max_retries = 10\ntimeout = {TIMEOUT}\nmax_consecutive_failures = 200\n")
+    write_config(
+        FAST + f"max_retries = 10\ntimeout = {TIMEOUT}\nmax_consecutive_failures = 200\n"
+        f'http_worker = "{worker}"\n'
+    )
     Path("seeds.jsonl").write_text(
         Path(__file__).parents[1].joinpath("seeds", "seed_tasks.jsonl").read_text()
     )

@@ -162,7 +162,9 @@ class LLM:
                     raise FatalAPIError(self._fatal_message(e)) from None
                 self._give_up(req, e, attempt)  # other 4xx: retrying will not help
                 return None
-            self.cache.put(req.key, req.stage, {"body": req.body, "meta": req.meta}, completion)
+            await self.cache.aput(
+                req.key, req.stage, {"body": req.body, "meta": req.meta}, completion
+            )
             self.usage.add(completion, self.prices)
             self.flow.spent(
                 cost(self.prices, completion.prompt_tokens, completion.completion_tokens)

@@ -53,10 +53,16 @@ STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
 
 def connect(settings: Settings) -> Clients | WireClients:
     """The clients for a run, in this process or in a worker process (`http_worker`)."""
-    mode = settings.http_worker
-    if mode == "auto":
-        mode = "on" if settings.concurrency >= WORKER_MIN_CONCURRENCY else "off"
-    return WireClients(settings) if mode == "on" else Clients(settings)
+    return WireClients(settings) if offloaded(settings) else Clients(settings)
+
+
+def offloaded(settings: Settings) -> bool:
+    """Whether this run keeps its event loop free of I/O: HTTP in the worker process and the
+    cache's commits on a thread (`http_worker`; "auto" from concurrency 64). Below that the
+    loop is mostly idle, and the hand-offs would only cost CPU."""
+    if settings.http_worker == "auto":
+        return settings.concurrency >= WORKER_MIN_CONCURRENCY
+    return settings.http_worker == "on"
 
 
 class Clients:

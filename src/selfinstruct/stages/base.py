@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from tqdm import tqdm
 
-from selfinstruct import manifest
+from selfinstruct import manifest, transport
 from selfinstruct.batchfiles import open_keys
 from selfinstruct.cache import RequestCache
 from selfinstruct.config import Settings
@@ -98,7 +98,7 @@ STOP = Stop()
 @contextlib.contextmanager
 def llm_session(pool: Pool, settings: Settings, stage: str) -> Iterator[LLM]:
     """A client bound to the pool's cache and failures file, closed afterwards."""
-    cache = RequestCache(pool.cache)
+    cache = RequestCache(pool.cache, writer_thread=transport.offloaded(settings))
     failures = JsonlAppender(pool.failures)
     try:
         yield LLM(settings, cache, failures, stage)

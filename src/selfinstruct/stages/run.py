@@ -221,7 +221,8 @@ def run_pipeline(job: RunJob) -> RunReport:
         if have >= target and idle and dataset_current(pool):
             report.nothing_to_do = True  # decided before loading the index or any client
             return report
-        cache, failures = RequestCache(pool.cache), JsonlAppender(pool.failures)
+        cache = RequestCache(pool.cache, writer_thread=transport.offloaded(job.llm))
+        failures = JsonlAppender(pool.failures)
         try:
             with bulk_load():
                 pipe = Pipeline(job, cache, failures, work)
