@@ -3,6 +3,7 @@
     python bench/throughput.py                       # concurrency 8, 32, 128 at 200 ms latency
     python bench/throughput.py --pool-size 50000     # CPU per request at a 50K-instruction pool
     python bench/throughput.py --server threaded     # against tests/fakeserver.py itself
+    python bench/throughput.py --timeline            # also CPU per request every 2.5 s of a run
 
 The fake server (bench/asyncserver.py: the test server's replies behind one event loop) runs
 in its own process, so the CPU measured here is the pipeline's alone: this process and its
@@ -187,6 +188,7 @@ def measure(
     server: mp.Process,
     ready: mp.Queue,  # type: ignore[type-arg]
     commands: mp.Queue,  # type: ignore[type-arg]
+    show_timeline: bool = False,
 ) -> dict[str, float]:
     root = Path(tempfile.mkdtemp()) / "pool"
     if pool_size:
@@ -208,6 +210,8 @@ def measure(
     filter_pool(FilterJob(Pool(root), FilterSettings()))  # stage 4 once more, to subtract it
     filter_cpu = time.process_time() - filter_start
     sent = sum(u.requests for u in report.usage.values())
+    if show_timeline:
+        timeline(arrivals, sampler)
     first, last = arrivals[len(arrivals) // 10], arrivals[len(arrivals) * 9 // 10]
     middle = len(arrivals) * 9 // 10 - len(arrivals) // 10
     return {
@@ -219,6 +223,15 @@ def measure(
     }  # fmt: skip
 
 
+def timeline(arrivals: list[float], sampler: CpuSampler, step: float = 2.5) -> None:
+    """CPU per request in each `step` seconds of the run, by the server's arrival times."""
+    for start in [arrivals[0] + i * step for i in range(int((arrivals[-1] - arrivals[0]) / step))]:
+        count = sum(start <= a < start + step for a in arrivals)
+        cpu = sampler.cpu_at(start + step) - sampler.cpu_at(start)
+        when = f"{start - arrivals[0]:5.1f}s"
+        print(f"    {when}  {count:4d} requests  {cpu / max(count, 1) * 1000:.2f} ms CPU each")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
@@ -226,6 +239,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="target run length at ideal")
     parser.add_argument("--pool-size", type=int, default=0)
     parser.add_argument("--server", choices=("async", "threaded"), default="async")
+    parser.add_argument("--timeline", action="store_true", help="CPU per request every 2.5 s")
     args = parser.parse_args()
     ready: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     commands: mp.Queue = mp.Queue()  # type: ignore[type-arg]
@@ -243,8 +257,9 @@ def main() -> None:
         ideal = c / args.latency
         bare = bare_client(base_url, c, min(args.seconds, 5.0))
         r = measure(
-            base_url, c, args.latency, args.seconds, args.pool_size, server, ready, commands
-        )
+            base_url, c, args.latency, args.seconds, args.pool_size, server, ready, commands,
+            show_timeline=args.timeline,
+        )  # fmt: skip
         cells = (c, f"{ideal:.0f}", f"{100 * bare / ideal:.1f}%", f"{r['rps']:.1f}",
                  f"{100 * r['rps'] / ideal:.1f}%", f"{r['cpu_ms']:.2f}",
                  f"{r['steady_rps']:.1f}", f"{100 * r['steady_rps'] / ideal:.1f}%",
