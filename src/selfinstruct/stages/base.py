@@ -213,12 +213,11 @@ async def timed(report: StageReport, work: Awaitable[str | None]) -> StageReport
 
 
 def leave_to_batches(
-    pool: Pool, items: list[T], build: Callable[[T], Request], report: StageReport
+    reserved: frozenset[str], items: list[T], build: Callable[[T], Request], report: StageReport
 ) -> list[T]:
-    """The items whose request is not waiting in an open batch (`batch collect` brings those
-    in; sending them online would pay twice); report.counts["in_open_batches"] counts the rest.
-    """
-    reserved = open_keys(pool)
+    """The items whose request is not among `reserved` (batchfiles.open_keys: waiting in an
+    open batch, which `batch collect` brings in; sending them online would pay twice);
+    report.counts["in_open_batches"] counts the rest."""
     if not reserved:
         return items
     outside = [item for item in items if build(item).key not in reserved]
@@ -245,7 +244,7 @@ def run_worker(
     job: StageJob, llm: LLM, worker: Worker, pending: list[Any], entry: dict[str, Any]
 ) -> StageReport:
     """Run a per-instruction stage over `pending` with a progress bar and a manifest entry."""
-    pending = leave_to_batches(job.pool, pending, worker.build, worker.report)
+    pending = leave_to_batches(open_keys(job.pool), pending, worker.build, worker.report)
     worker.report.pending = len(pending)
     if not pending:
         return worker.report

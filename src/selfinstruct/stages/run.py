@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from selfinstruct import manifest, transport
+from selfinstruct.batchfiles import open_keys
 from selfinstruct.cache import RequestCache
 from selfinstruct.config import (
     ClassifySettings,
@@ -136,9 +137,10 @@ class Pipeline:
         self.to_classify: asyncio.Queue[MachineInstruction | None] = asyncio.Queue()
         self.to_instances: asyncio.Queue[Classification | None] = asyncio.Queue()
         self.stopped: str | None = None
-        for rec in leave_to_batches(pool, work.to_classify, self.cls.build, self.cls.report):
+        reserved = open_keys(pool)  # read once: batches.jsonl and every open batch's file
+        for rec in leave_to_batches(reserved, work.to_classify, self.cls.build, self.cls.report):
             self.to_classify.put_nowait(rec)
-        for c in leave_to_batches(pool, work.to_instances, self.ins.build, self.ins.report):
+        for c in leave_to_batches(reserved, work.to_instances, self.ins.build, self.ins.report):
             self.to_instances.put_nowait(c)
 
     async def run(self, target: int, bar: tqdm) -> GenerateReport:
