@@ -42,6 +42,7 @@ from selfinstruct.summary import (
     Log,
     batch_rows,
     columns,
+    parked_row,
     reason_rows,
     run_rows,
     status_rows,
@@ -318,7 +319,7 @@ def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
     rows = [("pending", str(report.pending))]
     rows += [(key.replace("_", " "), str(report.counts[key])) for key in keys]
     if parked:
-        rows.append(("in open batches", f"{parked} (left to `selfinstruct batch collect`)"))
+        rows.append(parked_row(parked))
     rows += [("elapsed", f"{report.elapsed:.1f}s")]
     finish(stage, rows + usage_rows(report.usage), report.stopped)
 

@@ -61,7 +61,7 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
         ("instances", f"{n.get('instances', 0)} for {tasks} instructions"),
     ]  # fmt: skip
     if parked := n.get("in_open_batches", 0):
-        rows.append(("in open batches", f"{parked} (left to `selfinstruct batch collect`)"))
+        rows.append(parked_row(parked))
     if report.filter is not None:
         rows.append(("dataset", f"{report.filter.instances_kept} instances -> {report.filter.out}"))
     rows.append(("elapsed", f"{report.elapsed:.1f}s"))
@@ -82,33 +82,43 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("pool", s["pool"]),
         ("generate", f"{gen['done']} / {s['target'] or '-'} instructions, "
-                     f"{gen['failures']} failed requests" + spent(usage, "generate")),
+                     f"{gen['failures']} failed requests" + also(spent(usage, "generate"))),
         ("classify", f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
                      f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
-                     f"{cls['failures']} failed requests" + spent(usage, "classify")),
+                     f"{cls['failures']} failed requests" + also(spent(usage, "classify"))),
         ("instances", f"{ins['done']} done ({ins['instances']} instances), "
                       f"{ins['pending']} pending, {ins['failures']} failed requests"
-                      + spent(usage, "instances")),
+                      + also(spent(usage, "instances"))),
         ("batches", batches_row(s["batches"])),
         ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
-        ("spent", spent(usage).lstrip("; ") or "nothing yet"),
+        ("spent", spent(usage) or "nothing yet"),
         ("last run", f"{last.get('started', '-')} to {last.get('finished', '-')}: "
                      f"{last.get('outcome', '-')}"
-                     + (f"; concurrency {concurrency_text(c)}"
-                        if (c := last.get("concurrency")) else "")),
+                     + also(f"concurrency {concurrency_text(c)}"
+                            if (c := last.get("concurrency")) else "")),
         ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
     ]  # fmt: skip
 
 
 def spent(usage: dict[str, dict[str, Any]], stage: str | None = None) -> str:
-    """ "; N tokens, $C" over all stages' totals (or one stage's); "" before any request."""
+    """ "N tokens, $C" over all stages' totals (or one stage's); "" before any request."""
     totals = [t for name, t in usage.items() if stage in (None, name) and t]
     if not totals:
         return ""
     tokens = sum(t.get("prompt_tokens", 0) + t.get("completion_tokens", 0) for t in totals)
     known = [float(t["cost"]) for t in totals if t.get("cost") is not None]
     cost = f"${sum(known):.4f}" if len(known) == len(totals) else "cost n/a (unknown prices)"
-    return f"; {tokens} tokens, {cost}"
+    return f"{tokens} tokens, {cost}"
+
+
+def also(extra: str) -> str:
+    """ "; extra" to append to a row, or nothing."""
+    return f"; {extra}" if extra else ""
+
+
+def parked_row(count: int) -> tuple[str, str]:
+    """The summary row for work left to open batches (stages.base.leave_to_batches)."""
+    return ("in open batches", f"{count} (left to `selfinstruct batch collect`)")
 
 
 def concurrency_text(c: dict[str, int]) -> str:
