@@ -19,12 +19,17 @@ import pytest
 
 from fakeserver import ALL_FAULTS, Recorded
 from pooldata import FAST, KEY, MakeServer, write_config
+from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings
 from selfinstruct.similarity import dedup
 
 TARGET, KILLS, CONCURRENCY, TIMEOUT = 60, 4, 4, 0.4
 
 
-STAGE_MAX_TOKENS = {"generate": 1024, "classify": 8, "instances": 350}  # the defaults
+STAGE_MAX_TOKENS = {  # the defaults, which tell the stages' requests apart
+    "generate": GenerateSettings().max_tokens,
+    "classify": ClassifySettings().max_tokens,
+    "instances": InstancesSettings().max_tokens,
+}
 
 
 def totals() -> dict[str, dict[str, Any]]:
