@@ -41,7 +41,9 @@ class Settings(BaseModel):
         "aiohttp", description="HTTP stack under the openai client; aiohttp spends less CPU"
     )
     http_worker: Literal["auto", "on", "off"] = Field(
-        "auto", description="the openai client in a worker process; auto: at concurrency >= 64"
+        "auto",
+        description="the openai client in a worker process and cache commits on a thread; "
+        "auto: at concurrency >= 64",
     )
 
     def secret(self) -> str:
