@@ -383,18 +383,25 @@ class Overlaps:
             self._added.setdefault(code, array("i")).append(i)
         self.size += 1
 
-    def ratios(self, codes: list[int]) -> npt.NDArray[np.float32]:
-        """Shared elements / (m + n) per text, m = len(codes), in float32: about F's bound / 2."""
-        words, rare = self._split(codes)
-        shared = np.zeros(self.size, dtype=np.min_scalar_type(len(codes)))
-        for w, bits in enumerate(words):
-            if bits:
-                shared += np.bitwise_count(self._masks[w, : self.size] & np.uint64(bits))
-        if postings := self._postings(rare):
-            found = np.bincount(np.concatenate(postings), minlength=self.size)
-            shared += found.astype(shared.dtype)  # at most len(codes): fits
+    def ratios(self, queries: list[list[int]]) -> npt.NDArray[np.float32]:
+        """Shared elements / (m + n) of each query (a row, given by its element codes, m of
+        them) and every text, in float32: about F's bound / 2. Queries share each pass."""
+        size, rows = self.size, len(queries)
+        split = [self._split(codes) for codes in queries]
+        longest = max((len(codes) for codes in queries), default=0)
+        shared = np.zeros((rows, size), dtype=np.min_scalar_type(longest))
+        words = np.array([w for w, _ in split], dtype=np.uint64).reshape(rows, len(self._masks))
+        for w, bits in enumerate(words.T):
+            if bits.any():
+                shared += np.bitwise_count(self._masks[w, :size] & bits[:, None])
+        found = [p.astype(np.int64) + q * size for q, (_, rare) in enumerate(split)
+                 for p in self._postings(rare)]  # fmt: skip
+        if found:
+            counts = np.bincount(np.concatenate(found), minlength=rows * size)
+            shared += counts.reshape(rows, size).astype(shared.dtype)  # at most m: fits
         ratio: npt.NDArray[np.float32] = shared.astype(np.float32)
-        ratio /= self._lens[: self.size] + np.float32(len(codes))
+        with np.errstate(invalid="ignore"):  # 0 / 0: an empty query and an empty text
+            ratio /= self._lens[:size] + np.array([len(c) for c in queries], np.float32)[:, None]
         return ratio
 
     def _split(self, codes: list[int]) -> tuple[list[int], list[int]]:

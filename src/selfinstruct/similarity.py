@@ -1,11 +1,14 @@
 """ROUGE-L F-measure exactly as rouge_score computes it, and a fast near-duplicate index.
 
 Scores equal ``RougeScorer(["rougeL"]).score(a, b)["rougeL"].fmeasure``: same tokens, same LCS,
-same floating-point expression. The index finds every pool text above the threshold through a
-prefix filter (see ``_prefix``) and decides with that exact expression. Queries that need the
-best scores overall (top-k, or a best match below the threshold) bound every pool text's F by the
-elements it shares with the query and compute exact LCS (rapidfuzz) only while a bound can still
-beat the k-th best exact score.
+same floating-point expression. Two exact searches, both deciding with that expression:
+
+- above a threshold (is_novel, dedup): a prefix filter (see ``_prefix``) finds every pool text
+  that can score above it; built when first needed;
+- the best scores overall (most_similar, best_match, and stage 1's screen, whose best match
+  decides novelty): every pool text's F is bounded by the elements it shares with the query,
+  and exact LCS (rapidfuzz) is computed only while a bound can still beat the k-th best exact
+  score.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ _SAMPLE = 2048  # ratios sampled to find where the first level starts
 _SLACK = 1 + 1e-6  # covers float32 rounding: 2 * ratio * _SLACK bounds the exact F from above
 
 Seq: TypeAlias = str | list[int]
+Ratios: TypeAlias = npt.NDArray[np.float32]
 
 
 def tokenize(text: str) -> list[str]:
@@ -132,20 +136,41 @@ class DedupResult(NamedTuple):
 
 
 class Screen:
-    """Texts prefix-filtered together against a RougeIndex (see RougeIndex.screen)."""
+    """Texts bounded together against a RougeIndex (see RougeIndex.screen)."""
 
     def __init__(
-        self, index: RougeIndex, texts: Sequence[str], size: int, found: list[Ints]
+        self, index: RougeIndex, texts: Sequence[str], seqs: list[Seq], ratios: Ratios | None
     ) -> None:
-        self._index, self._texts, self._size, self._found = index, texts, size, found
+        self._index, self._texts, self._seqs, self._ratios = index, texts, seqs, ratios
+        self._size = len(index)
+
+    def most_similar(self, j: int, k: int = 10) -> list[tuple[int, float]]:
+        """RougeIndex.most_similar of the j-th text, against the pool as it is now."""
+        index, seq = self._index, self._seqs[j]
+        ids, scores = np.empty(0, dtype=np.int64), np.empty(0)
+        if k > 0 and seq and self._size:
+            if self._ratios is None:  # a small pool: scanned
+                ids = np.arange(self._size)
+                scores = index._score_ids(seq, ids)
+            else:
+                ratio = self._ratios[j]
+                ids, scores = _bounded(ratio, k, lambda part: index._score_ids(seq, part))
+        if len(index) > self._size:  # texts added after screening are scored directly
+            since = np.arange(self._size, len(index), dtype=np.int64)
+            # Encoded anew: words unknown at screening may have joined the vocabulary since.
+            fresh = index._vocab.encode(self._texts[j], register=False)
+            ids = np.concatenate((ids, since))
+            scores = np.concatenate(
+                (scores, index._score_ids(fresh, since) if fresh else since * 0.0)
+            )
+        return _best(ids, scores, k)
 
     def near_duplicate(self, j: int) -> tuple[float, int] | None:
         """RougeIndex.near_duplicate of the j-th text, against the pool as it is now."""
-        index = self._index
-        since = np.arange(self._size, len(index), dtype=np.int64)  # added after screening
-        # Encoded anew: words unknown at screening may have joined the vocabulary since.
-        seq = index._vocab.encode(self._texts[j], register=False)
-        return index._best_of(seq, np.concatenate((self._found[j], since)))
+        best = self.most_similar(j, 1)
+        if best and best[0][1] > self._index.threshold:
+            return best[0][1], best[0][0]
+        return None
 
 
 class RougeIndex:
@@ -175,15 +200,12 @@ class RougeIndex:
         """Add a text (no check) and return its index."""
         i = self._append(text, self._vocab.encode(text))
         self._pending.append(i)
-        if len(self._pending) >= _FLUSH:
-            self._flush()
         return i
 
     def extend(self, texts: Iterable[str]) -> None:
         """Add many texts at once (no checks)."""
         for text in texts:
-            self._pending.append(self._append(text, self._vocab.encode(text)))
-        self._flush()
+            self.add(text)
 
     def is_novel(self, text: str) -> bool:
         """True when no pool text scores above the threshold."""
@@ -193,55 +215,31 @@ class RougeIndex:
         return not self._above(seq)
 
     def near_duplicate(self, text: str) -> tuple[float, int] | None:
-        """None when the text is novel, else `best_match(text)`: every pool text above the
-        threshold passes the prefix filter, so the best one is among its candidates."""
+        """None when the text is novel, else `best_match(text)`."""
         return self.screen([text]).near_duplicate(0)
 
     def screen(self, texts: Sequence[str]) -> Screen:
-        """Prefix-filter several texts in one probe; decide them one by one with the Screen,
-        adding texts in between as usual: as exact as `near_duplicate` on each in turn."""
+        """Bound several texts against the pool in one pass (the overlaps of each with every
+        pool text), then query them one by one with the Screen, adding texts in between as
+        usual: as exact as `most_similar`/`near_duplicate` on each in turn."""
         seqs = [self._vocab.encode(text, register=False) for text in texts]
-        if len(self) <= _SCAN:
-            return Screen(self, texts, len(self), [np.arange(len(self))] * len(seqs))
-        found = [np.array(self._pending, dtype=np.int64)] * len(seqs)
-        lens = np.array([len(seq) for seq in seqs], dtype=np.int64)
-        if lens.any():
-            keys = self._prefix.keys(_tokens(seqs), lens, register=False)
-            pairs = [self._prefix.probe(keys, run, self._lens()) for run in self._prefix.runs]
-            both = np.concatenate(pairs) if pairs else np.empty(0, dtype=np.int64)
-            owners, ids = both >> 32, both & 0xFFFFFFFF
-            for j in range(len(seqs)):
-                found[j] = np.concatenate((found[j], ids[owners == j]))
-        return Screen(self, texts, len(self), found)
-
-    def best_match(self, text: str) -> tuple[float, int]:
-        """Exact max F over the pool and the first index reaching it; (0.0, -1) if none > 0."""
-        best = self._top(self._vocab.encode(text, register=False), 1)
-        return (best[0][1], best[0][0]) if best else (0.0, -1)
-
-    def most_similar(self, text: str, k: int = 10) -> list[tuple[int, float]]:
-        """Exact top-k (index, F) by F descending, ties by lower index; F == 0 omitted."""
-        return self._top(self._vocab.encode(text, register=False), k)
-
-    def _top(self, seq: Seq, k: int) -> list[tuple[int, float]]:
-        """Exact top-k (index, F): a full scan on small pools, else scored in bound order."""
-        if k <= 0 or not seq or not self._seqs:
-            return []
-        if len(self) <= _SCAN:
-            ids = np.arange(len(self))
-            return _best(ids, self._scores(seq), k)
-        ratio = self._ratios(seq)
-        ids, scores = _bounded(ratio, k, lambda part: self._score_ids(seq, part))
-        return _best(ids, scores, k)
-
-    def _ratios(self, seq: Seq) -> npt.NDArray[np.float32]:
-        """Shared elements / (m + n) against every pool text, bringing the overlaps up to date."""
+        if len(self) <= max(_SCAN, 0):
+            return Screen(self, texts, seqs, None)
         overlaps = self._overlaps
         if len(self) >= 2 * overlaps.built:  # rebuilt as the pool doubles: amortized O(1)
             overlaps.rebuild(_tokens(self._seqs), self._lens())
         for i in range(overlaps.size, len(self)):
             overlaps.add(_codes(self._seqs[i]), len(self._seqs[i]))
-        return overlaps.ratios(_codes(seq))
+        return Screen(self, texts, seqs, overlaps.ratios([_codes(seq) for seq in seqs]))
+
+    def best_match(self, text: str) -> tuple[float, int]:
+        """Exact max F over the pool and the first index reaching it; (0.0, -1) if none > 0."""
+        best = self.most_similar(text, 1)
+        return (best[0][1], best[0][0]) if best else (0.0, -1)
+
+    def most_similar(self, text: str, k: int = 10) -> list[tuple[int, float]]:
+        """Exact top-k (index, F) by F descending, ties by lower index; F == 0 omitted."""
+        return self.screen([text]).most_similar(0, k)
 
     def _append(self, text: str, seq: Seq) -> int:
         """Store one text and its token sequence; return its index."""
@@ -289,6 +287,8 @@ class RougeIndex:
         """Whether some pool text scores above the threshold (probing run by run)."""
         if not seq:
             return False
+        if len(self._pending) >= _FLUSH:  # the prefix index is built when first needed
+            self._flush()
         if self._pending and self._check(seq, np.array(self._pending, dtype=np.int64)):
             return True
         return any(self._check(seq, ids) for ids in self._candidates(seq))

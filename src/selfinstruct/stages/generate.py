@@ -112,7 +112,7 @@ class Generator:
         text = continuation(completion.text, first, self.llm.settings.api)
         items = parse_numbered(text, first, truncated=completion.finish_reason == "length")
         before = report.accepted
-        screen = self.index.screen(items)  # one prefix-filter probe for the whole reply
+        screen = self.index.screen(items)  # one pass over the pool for the whole reply
         for i, item in enumerate(items):
             if report.total >= report.target:
                 break
@@ -134,15 +134,15 @@ class Generator:
             return  # already recorded before the run stopped: a replayed response
         report.candidates += 1
         verdict = self.check(text)
-        if verdict is None and (match := screen.near_duplicate(i)) is not None:
-            score, best = match
+        top = screen.most_similar(i, 10) if verdict is None else []
+        if top and top[0][1] > self.index.threshold:  # the best match decides novelty
+            best, score = top[0]
             verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
         if verdict is not None:
             self.reject(rid, text, verdict, key, report)
             return
         similar = [
-            Similar(instruction=self.index.text(j), score=round(score, 4))
-            for j, score in self.index.most_similar(text, 10)
+            Similar(instruction=self.index.text(j), score=round(score, 4)) for j, score in top
         ]
         self.index.add(text)
         self.machine.append(text)
