@@ -394,10 +394,11 @@ class Overlaps:
         for w, bits in enumerate(words.T):
             if bits.any():
                 shared += np.bitwise_count(self._masks[w, :size] & bits[:, None])
-        found = [p.astype(np.int64) + q * size for q, (_, rare) in enumerate(split)
-                 for p in self._postings(rare)]  # fmt: skip
-        if found:
-            counts = np.bincount(np.concatenate(found), minlength=rows * size)
+        postings = [self._postings(rare) for _, rare in split]
+        if found := [p for ps in postings for p in ps]:
+            lengths = [sum(len(p) for p in ps) for ps in postings]
+            at = np.concatenate(found) + np.repeat(np.arange(rows) * size, lengths)  # row-major
+            counts = np.bincount(at, minlength=rows * size)
             shared += counts.reshape(rows, size).astype(shared.dtype)  # at most m: fits
         ratio: npt.NDArray[np.float32] = shared.astype(np.float32)
         with np.errstate(invalid="ignore"):  # 0 / 0: an empty query and an empty text
