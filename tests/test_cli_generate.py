@@ -153,6 +153,31 @@ def test_responses_beyond_the_target_are_used_by_the_next_run(
     assert reused is not None and int(reused.group(1)) == sent - used
 
 
+def test_near_duplicates_are_rejected_naming_their_best_match(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    novel = "Describe the smell of rain to someone who has never experienced it."
+    items = [
+        "Suggest a name for a bakery that specializes in sourdough loaves.",  # ~ a seed
+        novel,
+        "Describe the smell of rain to a person who has never experienced it.",  # ~ item 2
+        "Estimate how many tennis balls fit inside a standard school bus.",
+    ]
+    server = make_server(reply=numbered_reply(items))
+    result = run(server, "--seeds", str(seeds), "-n", "2", "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    assert [r["instruction"] for r in lines(Path("data/instructions.jsonl"))] == [novel, items[3]]
+    rejects = lines(REJECTS)
+    assert [(r["instruction"], r["reason"]) for r in rejects] == [
+        (items[0], "too_similar"),
+        (items[2], "too_similar"),
+    ]
+    for reject, match in zip(rejects, [SEED_TEXTS[0], novel], strict=True):
+        score = rouge_l(reject["instruction"], match)
+        assert score > 0.7 and reject["detail"] == f"ROUGE-L {score:.3f} with: {match}"
+    assert re.search(r"too_similar\s+2\b", result.stdout)
+
+
 def test_truncated_reply_loses_only_its_last_item(make_server: MakeServer, seeds: Path) -> None:
     items = [
         "Describe the smell of rain to someone who has never experienced it.",
