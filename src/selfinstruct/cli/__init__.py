@@ -1,0 +1,26 @@
+"""The `selfinstruct` command: a thin client of the library (parse, call a stage, report)."""
+
+from __future__ import annotations
+
+from selfinstruct.cli import batch, data, stages
+from selfinstruct.cli.base import app
+
+__all__ = ["app", "main"]
+
+# The commands, in the order --help lists them.
+app.command("generate")(stages.generate_cmd)
+app.command("classify")(stages.classify_cmd)
+app.command("instances")(stages.instances_cmd)
+app.command("filter")(stages.filter_cmd)
+app.command("dedup")(stages.dedup_cmd)
+app.command("run")(stages.run_cmd)
+app.command("status")(stages.status_cmd)
+app.command("version")(stages.version_cmd)
+app.add_typer(batch.batch_app, name="batch")
+app.command("stats")(data.stats_cmd)
+app.command("export")(data.export_cmd)
+app.command("report")(data.report_cmd)
+
+
+def main() -> None:
+    app(prog_name="selfinstruct")

@@ -1,0 +1,68 @@
+"""The data commands: stats, export, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from selfinstruct.cli.base import PoolOpt, finish, handle_errors
+from selfinstruct.pool import Pool
+
+
+@handle_errors
+def stats_cmd(
+    pool: PoolOpt = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """The paper's dataset statistics for the pool and the final dataset."""
+    from selfinstruct.stats import pool_stats, render_text
+
+    stats = pool_stats(Pool(pool))
+    typer.echo(stats.model_dump_json(indent=2) if as_json else render_text(stats))
+
+
+@handle_errors
+def export_cmd(
+    fmt: Annotated[
+        str, typer.Option("--format", help="alpaca, openai, sharegpt or prompt-completion.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output file (one per split with --split).")],
+    pool: PoolOpt = Path("data"),
+    include_seeds: Annotated[bool, typer.Option(help="Add the seed tasks' instances.")] = False,
+    shuffle: Annotated[bool, typer.Option(help="Shuffle the records (with --seed).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for --shuffle and --varied-templates.")] = 0,
+    split: Annotated[
+        str | None, typer.Option(help="e.g. train=0.95,validation=0.05 (sums to 1).")
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="System message (openai).")] = None,
+    varied_templates: Annotated[
+        bool, typer.Option(help="Vary the prompt wording per record (prompt-completion).")
+    ] = False,
+) -> None:
+    """Write the final dataset in a fine-tuning format."""
+    from selfinstruct.export import ExportJob, export
+
+    job = ExportJob(
+        Pool(pool), fmt, out, include_seeds=include_seeds, shuffle=shuffle, seed=seed,
+        split=split, system=system, varied_templates=varied_templates,
+    )  # fmt: skip
+    report = export(job)
+    source = f"{report.from_dataset} from the dataset + {report.from_seeds} seed instances"
+    rows = [("records", f"{report.from_dataset + report.from_seeds} ({source})"), ("format", fmt)]
+    rows += [(name or "written", f"{n} -> {path}") for name, n, path in report.files]
+    finish("export", rows, None)
+
+
+@handle_errors
+def report_cmd(
+    out: Annotated[Path, typer.Option(help="The HTML page to write.")] = Path("report.html"),
+    pool: PoolOpt = Path("data"),
+) -> None:
+    """Write a self-contained HTML report: stats, charts and sample records."""
+    from selfinstruct.report import write_report
+
+    result = write_report(Pool(pool), out)
+    samples = f"{result.kept} kept, {result.rejected} rejected"
+    finish("report", [("page", str(result.out)), ("samples", samples)], None)

@@ -1,0 +1,282 @@
+"""The stage commands (generate, classify, instances, filter, dedup), run, status, version."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from selfinstruct import __version__
+from selfinstruct.cli.base import (
+    BatchOpt,
+    ConfigOpt,
+    PoolOpt,
+    ProgressOpt,
+    PromptsOpt,
+    SeedsOpt,
+    TargetOpt,
+    finish,
+    handle_errors,
+    llm_command,
+)
+from selfinstruct.cli.batch import batch_job, print_batch, run_batch
+from selfinstruct.config import (
+    ClassifySettings,
+    FileConfig,
+    FilterSettings,
+    GenerateSettings,
+    InstancesSettings,
+    Settings,
+    read_config_file,
+    resolve,
+)
+from selfinstruct.pool import Pool, load_seeds
+from selfinstruct.prompts import load_template
+from selfinstruct.stages.base import StageJob, StageReport
+from selfinstruct.stages.batch import STAGES, advance
+from selfinstruct.stages.classify import classify
+from selfinstruct.stages.dedup import dedup_file
+from selfinstruct.stages.filter import FilterJob, filter_pool
+from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate, sample_prompt
+from selfinstruct.stages.instances import instances
+from selfinstruct.stages.run import RunJob, run_pipeline
+from selfinstruct.stages.status import pool_status
+from selfinstruct.summary import (
+    Log,
+    parked_row,
+    reason_rows,
+    run_rows,
+    status_rows,
+    table,
+    usage_rows,
+)
+
+
+@llm_command
+def generate_cmd(
+    llm: Settings,
+    config: FileConfig,
+    seeds: SeedsOpt = None,
+    num_instructions: TargetOpt = 100,
+    pool: PoolOpt = Path("data"),
+    seed: Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")] = None,
+    prompts: PromptsOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Show settings and a prompt; send nothing.")
+    ] = False,
+    progress: ProgressOpt = True,
+    batch: BatchOpt = False,
+) -> None:
+    """Stage 1: bootstrap new instructions from the seeds until the pool holds -n of them."""
+    job = GenerateJob(
+        pool=Pool(pool), seeds=seeds, target=num_instructions, llm=llm, prompts=prompts,
+        stage=resolve(GenerateSettings, {}, config.generate, "[generate]"), progress=progress,
+        seed=random.randrange(2**31) if seed is None else seed,
+    )  # fmt: skip
+    if dry_run:
+        return show_dry_run(job)
+    if batch:
+        plan = batch_job(llm, config, pool, ("generate",), prompts, job.seed, seeds, job.target)
+        return print_batch("generate", advance(plan))
+    print_generate(generate(job), job)
+
+
+@llm_command
+def classify_cmd(
+    llm: Settings, config: FileConfig, pool: PoolOpt = Path("data"), prompts: PromptsOpt = None,
+    progress: ProgressOpt = True, batch: BatchOpt = False,
+) -> None:  # fmt: skip
+    """Stage 2: ask whether each machine instruction is a classification task."""
+    if batch:
+        return print_batch(
+            "classify", advance(batch_job(llm, config, pool, ("classify",), prompts))
+        )
+    stage = resolve(ClassifySettings, {}, config.classify, "[classify]")
+    report = classify(StageJob(Pool(pool), llm, stage, prompts, progress))
+    print_stage("classify", report, ["yes", "no", "unparsed", "retried", "failed"])
+
+
+@llm_command
+def instances_cmd(
+    llm: Settings,
+    config: FileConfig,
+    pool: PoolOpt = Path("data"),
+    max_instances: Annotated[
+        int | None, typer.Option(help="Instances per task [default: 5].")
+    ] = None,
+    prompts: PromptsOpt = None,
+    progress: ProgressOpt = True,
+    batch: BatchOpt = False,
+) -> None:
+    """Stage 3: write inputs and outputs (output-first for classification tasks)."""
+    flags = {"max_instances": max_instances}
+    stage = resolve(InstancesSettings, flags, config.instances, "[instances]")
+    if batch:
+        plan = batch_job(llm, config, pool, ("instances",), prompts)
+        plan.instances = stage
+        return print_batch("instances", advance(plan))
+    report = instances(StageJob(Pool(pool), llm, stage, prompts, progress))
+    kinds = ["output_first", "input_first", "instances", "no_instances_parsed", "failed"]
+    print_stage("instances", report, kinds)
+
+
+@handle_errors
+def filter_cmd(
+    pool: PoolOpt = Path("data"),
+    out: Annotated[
+        Path | None, typer.Option(help="Dataset file [default: POOL/dataset.jsonl].")
+    ] = None,
+    include_seeds: Annotated[bool, typer.Option(help="Add the seed tasks' instances.")] = False,
+    rouge_threshold: Annotated[
+        float | None, typer.Option(help="Drop above this ROUGE-L [default: 0.7].")
+    ] = None,
+    max_instances: Annotated[
+        int | None, typer.Option(help="Instances per task [default: 5].")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Stage 4: drop near-duplicates and bad instances; write the final dataset."""
+    flags = {"rouge_threshold": rouge_threshold, "max_instances": max_instances}
+    settings = resolve(FilterSettings, flags, read_config_file(config).filter, "[filter]")
+    report = filter_pool(FilterJob(Pool(pool), settings, out, include_seeds))
+    rows = [
+        ("instructions", f"{report.tasks} in the pool, {report.tasks_kept} kept with instances"),
+        (
+            "dataset",
+            f"{report.instances_kept} instances + {report.seeds} from seeds -> {report.out}",
+        ),
+        ("dropped", f"{sum(report.dropped.values())} -> {report.rejects}"),
+        *reason_rows(report.dropped),
+    ]
+    finish("filter", rows, None)
+
+
+@handle_errors
+def dedup_cmd(
+    src: Annotated[
+        Path, typer.Argument(help="JSONL file or JSON list of records.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option(help="Kept records (a .json name writes a JSON list).")],
+    field: Annotated[str, typer.Option(help="The text field to compare.")] = "instruction",
+    threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Drop above this ROUGE-L F.")
+    ] = 0.7,
+    rejected: Annotated[Path | None, typer.Option(help="Write dropped records here.")] = None,
+    against: Annotated[Path | None, typer.Option(help="Also compare with this set.")] = None,
+) -> None:
+    """Drop near-duplicate records (ROUGE-L F > threshold against an earlier kept one)."""
+    report = dedup_file(src, out, field, threshold, rejected, against)
+    rows = [
+        ("records", str(report.total)),
+        ("kept", f"{report.kept} -> {out}"),
+        ("dropped", str(report.total - report.kept) + (f" -> {rejected}" if rejected else "")),
+        ("elapsed", f"{report.elapsed:.2f}s"),
+    ]
+    finish("dedup", rows, None)
+
+
+def show_dry_run(job: GenerateJob) -> None:
+    template = load_template(f"generate_{job.llm.api}", job.prompts)
+    seeds = load_seeds(job.seeds) if job.seeds else []
+    resolved = {"settings": job.llm.public(), "generate": job.stage.model_dump(mode="json"),
+                "seed": job.seed, "pool": str(job.pool.root), "target": job.target,
+                "prompts": {template.name: template.path}}  # fmt: skip
+    typer.echo(json.dumps(resolved, indent=2))
+    if seeds:
+        typer.echo("\nFirst prompt:\n" + sample_prompt(seeds, job.stage, template, job.seed))
+
+
+def print_generate(report: GenerateReport, job: GenerateJob) -> None:
+    if report.accepted == 0 and report.before >= report.target:
+        typer.echo(
+            f"Nothing to do: {job.pool.root} already holds {report.before} machine instructions "
+            f"(target {report.target}). Raise --num-instructions to add more."
+        )
+        return
+    rows = [
+        ("pool", f"{report.total} / {report.target} machine instructions (+{report.accepted})"),
+        ("candidates", f"{report.candidates} ({report.replayed} responses reused from the cache)"),
+        ("rejected", str(sum(report.rejected.values()))),
+        *reason_rows(report.rejected),
+        ("elapsed", f"{report.elapsed:.1f}s"),
+    ]
+    finish("generate", rows + usage_rows(report.usage), report.stopped)
+
+
+def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
+    parked = report.counts["in_open_batches"]
+    if report.pending == 0 and parked:
+        typer.echo(
+            f"Nothing to send: {parked} instructions wait in open batches "
+            "(`selfinstruct batch collect` brings them in)."
+        )
+        return
+    if report.pending == 0:
+        typer.echo(
+            f"Nothing to do: all {report.done_before} instructions already have {stage} results."
+        )
+        return
+    rows = [("pending", str(report.pending))]
+    rows += [(key.replace("_", " "), str(report.counts[key])) for key in keys]
+    if parked:
+        rows.append(parked_row(parked))
+    rows += [("elapsed", f"{report.elapsed:.1f}s")]
+    finish(stage, rows + usage_rows(report.usage), report.stopped)
+
+
+@llm_command
+def run_cmd(
+    llm: Settings,
+    config: FileConfig,
+    seeds: SeedsOpt = None,
+    num_instructions: Annotated[
+        int | None, typer.Option("--num-instructions", "-n", min=1, help="Set the target.")
+    ] = None,
+    add: Annotated[int | None, typer.Option(min=1, help="Grow the saved target by K.")] = None,
+    pool: PoolOpt = Path("data"),
+    seed: Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")] = None,
+    prompts: PromptsOpt = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Append the summary and errors here.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary (errors still).")] = False,
+    batch: BatchOpt = False,
+) -> None:
+    """All four stages toward the target; safe to run from cron (exits 0 when done)."""
+    if batch:
+        plan = batch_job(llm, config, pool, STAGES, prompts, seed, seeds, num_instructions)
+        plan.add, plan.filter = add, resolve(FilterSettings, {}, config.filter, "[filter]")
+        return run_batch(plan, log_file, quiet)
+    job = RunJob(
+        pool=Pool(pool), seeds=seeds, target=num_instructions, add=add, llm=llm, prompts=prompts,
+        generate=resolve(GenerateSettings, {}, config.generate, "[generate]"),
+        classify=resolve(ClassifySettings, {}, config.classify, "[classify]"),
+        instances=resolve(InstancesSettings, {}, config.instances, "[instances]"),
+        filter=resolve(FilterSettings, {}, config.filter, "[filter]"),
+        seed=random.randrange(2**31) if seed is None else seed, progress=not quiet,
+    )  # fmt: skip
+    with Log(log_file, quiet) as log:
+        report = run_pipeline(job)
+        if report.nothing_to_do:
+            return log.echo(f"Nothing to do: {pool} is at its target of {report.target}.")
+        log.finish("run", run_rows(report), report.stopped)
+
+
+@handle_errors
+def status_cmd(
+    pool: PoolOpt = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Progress per stage, failures, tokens and cost, the last run, and who holds the lock."""
+    status = pool_status(Pool(pool))
+    if as_json:
+        return typer.echo(json.dumps(status, indent=2, default=str))
+    typer.echo(table(status_rows(status)))
+
+
+def version_cmd() -> None:
+    """Print the version."""
+    typer.echo(f"selfinstruct {__version__}")
