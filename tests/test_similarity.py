@@ -214,7 +214,8 @@ def test_index_basics() -> None:
 def test_index_matches_brute_force(pool: list[str], queries: list[str], t: float) -> None:
     runs = [(2, -1, c) for c in CONFIGS] + [(10**9, -1, {}), (256, 1024, {})]
     for flush_size, scan, config in runs:
-        with patched(similarity, _FLUSH=flush_size, _SCAN=scan), patched(_prefix, **config):
+        patch = {"_FLUSH": flush_size, "_SCAN": scan, "_ROWS": 2}  # screens of 3 blocks
+        with patched(similarity, **patch), patched(_prefix, **config):
             index = RougeIndex(t)
             for text in pool:
                 index.add(text)
@@ -235,6 +236,7 @@ def test_index_matches_brute_force(pool: list[str], queries: list[str], t: float
                     index.add(q)
                     grown.append(q)
                     assert index.is_novel(q) == (brute_best(grown, q)[0] <= t)  # may flush
+                    assert index.most_similar(q, 3) == brute_top(grown, q, 3)  # a new screen
 
 
 @settings(max_examples=150, deadline=None)

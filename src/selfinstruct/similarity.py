@@ -34,6 +34,7 @@ _SETTLED = 1 << 15  # the element order is re-derived as the pool doubles, up to
 _HEAD = 1 << 16  # dedup derives the element order from this many leading texts
 _BLOCK = 4096  # dedup decides this many texts per vectorized step
 _SCAN = 1024  # pools up to this size are simply scanned: cheaper than the prefix filter
+_ROWS = 16  # a screen bounds this many texts per pass over the pool (memory: _ROWS x pool)
 _FIRST = 12  # top-k queries first score about _FIRST * (k + 2) texts with the best bounds
 _SAMPLE = 2048  # ratios sampled to find where the first level starts
 _SLACK = 1 + 1e-6  # covers float32 rounding: 2 * ratio * _SLACK bounds the exact F from above
@@ -139,22 +140,23 @@ class Screen:
     """Texts bounded together against a RougeIndex (see RougeIndex.screen)."""
 
     def __init__(
-        self, index: RougeIndex, texts: Sequence[str], seqs: list[Seq], ratios: Ratios | None
+        self, index: RougeIndex, texts: Sequence[str], seqs: list[Seq], bounded: bool
     ) -> None:
-        self._index, self._texts, self._seqs, self._ratios = index, texts, seqs, ratios
+        self._index, self._texts, self._seqs, self._bounded = index, texts, seqs, bounded
         self._size = len(index)
+        self._block: tuple[int, Ratios] = (-1, np.empty((0, 0), dtype=np.float32))
 
     def most_similar(self, j: int, k: int = 10) -> list[tuple[int, float]]:
         """RougeIndex.most_similar of the j-th text, against the pool as it is now."""
         index, seq = self._index, self._seqs[j]
         ids, scores = np.empty(0, dtype=np.int64), np.empty(0)
         if k > 0 and seq and self._size:
-            if self._ratios is None:  # a small pool: scanned
+            if self._bounded:
+                ratio = self._ratios(j)
+                ids, scores = _bounded(ratio, k, lambda part: index._score_ids(seq, part))
+            else:  # a small pool: scanned
                 ids = np.arange(self._size)
                 scores = index._score_ids(seq, ids)
-            else:
-                ratio = self._ratios[j]
-                ids, scores = _bounded(ratio, k, lambda part: index._score_ids(seq, part))
         if len(index) > self._size:  # texts added after screening are scored directly
             since = np.arange(self._size, len(index), dtype=np.int64)
             # Encoded anew: words unknown at screening may have joined the vocabulary since.
@@ -164,6 +166,15 @@ class Screen:
                 (scores, index._score_ids(fresh, since) if fresh else since * 0.0)
             )
         return _best(ids, scores, k)
+
+    def _ratios(self, j: int) -> Ratios:
+        """The j-th text's overlap ratios with the pool as screened, _ROWS texts per pass."""
+        start = j - j % _ROWS
+        if self._block[0] != start:  # columns past the screened pool are cut off
+            codes = [_codes(seq) for seq in self._seqs[start : start + _ROWS]]
+            self._block = (start, self._index._overlaps.ratios(codes)[:, : self._size])
+        row: Ratios = self._block[1][j - start]
+        return row
 
     def near_duplicate(self, j: int) -> tuple[float, int] | None:
         """RougeIndex.near_duplicate of the j-th text, against the pool as it is now."""
@@ -224,13 +235,13 @@ class RougeIndex:
         usual: as exact as `most_similar`/`near_duplicate` on each in turn."""
         seqs = [self._vocab.encode(text, register=False) for text in texts]
         if len(self) <= max(_SCAN, 0):
-            return Screen(self, texts, seqs, None)
+            return Screen(self, texts, seqs, bounded=False)
         overlaps = self._overlaps
         if len(self) >= 2 * overlaps.built:  # rebuilt as the pool doubles: amortized O(1)
             overlaps.rebuild(_tokens(self._seqs), self._lens())
         for i in range(overlaps.size, len(self)):
             overlaps.add(_codes(self._seqs[i]), len(self._seqs[i]))
-        return Screen(self, texts, seqs, overlaps.ratios([_codes(seq) for seq in seqs]))
+        return Screen(self, texts, seqs, bounded=True)
 
     def best_match(self, text: str) -> tuple[float, int]:
         """Exact max F over the pool and the first index reaching it; (0.0, -1) if none > 0."""
