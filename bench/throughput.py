@@ -9,7 +9,8 @@ The fake server (bench/asyncserver.py: the test server's replies behind one even
 in its own process, so the CPU measured here is the pipeline's alone: this process and its
 HTTP worker process (selfinstruct/transport.py) when it has one. Ideal = concurrency /
 latency; "bare client" is the openai client alone sending requests as fast as the same
-server and concurrency allow, measured in the same run: the ceiling of this machine.
+server and concurrency allow, measured in the same run: the ceiling of this machine, and
+with its CPU per request ("bare CPU") the floor under the pipeline's.
 Two views of each pipeline run:
 
 - whole run: requests sent / wall time of `run_pipeline` (start-up, loading the pool and the
@@ -110,10 +111,11 @@ class CpuSampler:
         return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
 
 
-def bare_client(base_url: str, concurrency: int, seconds: float) -> float:
-    """Requests per second of the openai client alone, `concurrency` requests in flight."""
+def bare_client(base_url: str, concurrency: int, seconds: float) -> tuple[float, float]:
+    """Requests per second of the openai client alone, `concurrency` requests in flight, and
+    its CPU per request (ms): the floor under the pipeline's own figure."""
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         client = openai.AsyncOpenAI(
             api_key="sk-test", base_url=base_url, max_retries=0,
             http_client=openai.DefaultAioHttpClient(),
@@ -130,10 +132,11 @@ def bare_client(base_url: str, concurrency: int, seconds: float) -> float:
                 done += time.monotonic() <= end  # replies within the window
 
         await asyncio.gather(*(loop() for _ in range(concurrency)))  # warm the connections
-        done, end = 0, time.monotonic() + seconds
+        done, end, cpu = 0, time.monotonic() + seconds, time.process_time()
         await asyncio.gather(*(loop() for _ in range(concurrency)))
+        cpu = time.process_time() - cpu
         await client.close()
-        return done / seconds
+        return done / seconds, cpu / max(done, 1) * 1000
 
     return asyncio.run(run())
 
@@ -255,18 +258,18 @@ def main() -> None:
     os.environ.pop("OPENAI_API_KEY", None)
     print(f"latency {args.latency * 1000:.0f} ms, pool {args.pool_size}, server pid {server.pid}")
     print("run = the whole run; steady = its middle 80% of requests; bare = the openai client")
-    columns = ("conc", "ideal r/s", "bare %", "run r/s", "run %", "run CPU ms",
+    columns = ("conc", "ideal r/s", "bare %", "bare CPU", "run r/s", "run %", "run CPU ms",
                "steady r/s", "steady %", "of bare", "steady CPU", "server CPU")  # fmt: skip
     print(" ".join(f"{c:>10}" for c in columns))
     for c in (int(x) for x in args.concurrency.split(",")):
         ideal = c / args.latency
-        bare = bare_client(base_url, c, min(args.seconds, 5.0))
+        bare, bare_cpu = bare_client(base_url, c, min(args.seconds, 5.0))
         r = measure(
             base_url, c, args.latency, args.seconds, args.pool_size, server, ready, commands,
             show_timeline=args.timeline,
         )  # fmt: skip
-        cells = (c, f"{ideal:.0f}", f"{100 * bare / ideal:.1f}%", f"{r['rps']:.1f}",
-                 f"{100 * r['rps'] / ideal:.1f}%", f"{r['cpu_ms']:.2f}",
+        cells = (c, f"{ideal:.0f}", f"{100 * bare / ideal:.1f}%", f"{bare_cpu:.2f}",
+                 f"{r['rps']:.1f}", f"{100 * r['rps'] / ideal:.1f}%", f"{r['cpu_ms']:.2f}",
                  f"{r['steady_rps']:.1f}", f"{100 * r['steady_rps'] / ideal:.1f}%",
                  f"{100 * r['steady_rps'] / bare:.1f}%", f"{r['steady_cpu_ms']:.2f}",
                  f"{100 * r['server_load']:.0f}%")  # fmt: skip
