@@ -120,6 +120,44 @@ def test_duplicate_seed_id(tmp_path: Path) -> None:
         load_seeds(path)
 
 
+GOOD = b'{"id": "i-1", "instruction": "Say hi.", "request": "k", "round": 0}\n'
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (b'{"id": "i-2", \n', "line 2: invalid JSON: Expecting property name"),
+        (b'{"id": "i-2", "instruction": "\xff"}\n', "line 2: not valid UTF-8 (byte 31)"),
+        (b'["i-2"]\n', "line 2: expected a JSON object, got list"),
+        (b'{"id": "i-2", "request": "k", "round": 0}\n', "line 2: field 'instruction': Field"),
+        (
+            b'{"id": "i-2", "instruction": "x", "request": "k", "round": "one"}\n',
+            "line 2: field 'round': Input should be a valid integer",
+        ),
+    ],
+)
+def test_bad_pool_lines_name_file_line_field(tmp_path: Path, bad: bytes, message: str) -> None:
+    pool = Pool(tmp_path / "data")
+    pool.root.mkdir()
+    pool.instructions.write_bytes(GOOD + bad + GOOD)
+    with pytest.raises(CorruptPoolError) as err:
+        list(pool.read(pool.instructions, MachineInstruction))
+    assert str(err.value).startswith(f"{pool.instructions} {message}")
+    assert str(err.value).endswith("(a damaged pool file: fix or remove that line)")
+
+
+def test_pool_records_read_as_json_parsed_then_validated(tmp_path: Path) -> None:
+    pool = Pool(tmp_path / "data")
+    pool.root.mkdir()
+    other = {"id": "i-2", "instruction": "Name été.", "request": "k", "round": 3,
+             "most_similar": [{"instruction": "Say hi.", "score": 0.5}]}  # fmt: skip
+    lines = [GOOD, b"\n", json.dumps(other).encode() + b"\n"]  # a blank line, a \u escape
+    pool.instructions.write_bytes(b"".join(lines))
+    got = list(pool.read(pool.instructions, MachineInstruction))
+    expected = [MachineInstruction.model_validate(json.loads(x)) for x in lines if x.strip()]
+    assert got == expected and got[1].instruction == "Name été."
+
+
 def test_bulk_load_restores_the_collector_even_when_a_read_fails(tmp_path: Path) -> None:
     pool = Pool(tmp_path / "data")
     pool.root.mkdir()
