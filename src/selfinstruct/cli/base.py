@@ -71,6 +71,7 @@ BatchOpt = Annotated[
     bool, typer.Option("--batch", help="Batch API: collect what finished, submit what is next.")
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def handle_errors(fn: F) -> F:

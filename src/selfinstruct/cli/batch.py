@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli.base import PoolOpt, PromptsOpt, SeedOpt, SeedsOpt, finish, llm_command
+from selfinstruct.cli.base import (
+    JsonOpt,
+    PoolOpt,
+    PromptsOpt,
+    SeedOpt,
+    SeedsOpt,
+    finish,
+    llm_command,
+)
 from selfinstruct.config import (
     ClassifySettings,
     FileConfig,
@@ -100,7 +108,7 @@ def batch_status_cmd(
     llm: Settings,
     config: FileConfig,
     pool: PoolOpt = Path("data"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Each batch's state and request counts (open ones as the server reports them)."""
     rows = batch_status(Pool(pool), llm)

@@ -13,6 +13,7 @@ from selfinstruct import __version__
 from selfinstruct.cli.base import (
     BatchOpt,
     ConfigOpt,
+    JsonOpt,
     PoolOpt,
     ProgressOpt,
     PromptsOpt,
@@ -268,7 +269,7 @@ def run_cmd(
 @handle_errors
 def status_cmd(
     pool: PoolOpt = Path("data"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Progress per stage, failures, tokens and cost, the last run, and who holds the lock."""
     status = pool_status(Pool(pool))
