@@ -133,10 +133,11 @@ def child_queries(path: str, threshold: float, pool: int) -> dict[str, float]:
     """Child process: index `pool` texts, then treat the rest as stage 1 does its candidates.
 
     Stage 1 screens each reply (7 candidates) in one pass over the pool's overlaps, then asks
-    each candidate's most_similar(10): its best match decides novelty, and a novel one is added
-    with that list. The reference is the prefix filter one candidate at a time on a copy of
-    the index (is_novel; best_match if rejected, most_similar(10) if novel). The first screen
-    builds the overlap index; the first is_novel builds the prefix index.
+    each candidate's near_duplicate (scoring only the texts whose bound exceeds the threshold)
+    and, for a novel one, its most_similar(10), and adds it with that list. The reference is
+    the prefix filter one candidate at a time on a copy of the index (is_novel; best_match if
+    rejected, most_similar(10) if novel). The first screen builds the overlap index; the
+    first is_novel builds the prefix index.
     """
     from selfinstruct.similarity import RougeIndex
 
@@ -157,9 +158,10 @@ def child_queries(path: str, threshold: float, pool: int) -> dict[str, float]:
         spent["stage1"] += time.perf_counter() - start
         for j, text in enumerate(reply):
             start = time.perf_counter()
-            top = screen.most_similar(j, 10)
-            novel = not top or top[0][1] <= threshold
+            match = screen.near_duplicate(j)
+            novel = match is None
             if novel:
+                top = screen.most_similar(j, 10)
                 index.add(text)
             step = time.perf_counter()
             spent["stage1"] += step - start
@@ -168,7 +170,7 @@ def child_queries(path: str, threshold: float, pool: int) -> dict[str, float]:
                 assert single.most_similar(text, 10) == top, "the two patterns disagree"
                 single.add(text)
             else:
-                assert single.best_match(text) == (top[0][1], top[0][0]), "the two disagree"
+                assert single.best_match(text) == match, "the two patterns disagree"
             spent["single"] += time.perf_counter() - step
             assert novel is alone, "the two patterns disagree"
             rejected += not novel
@@ -277,7 +279,8 @@ def run_all(args: argparse.Namespace) -> None:
     queries, rejected = int(report["queries"]), int(report["rejected"])
     print(
         f"stage 1 at a {args.pool:,} pool ({queries} candidates, {rejected} rejected): "
-        f"screened 7 at a time, then most_similar(10) and add: {report['stage1_ms']:.3f} ms a "
+        f"screened 7 at a time, then near_duplicate, and most_similar(10) and add if novel: "
+        f"{report['stage1_ms']:.3f} ms a "
         f"candidate (one at a time with the prefix filter: is_novel, then best_match or "
         f"most_similar(10) and add: {report['single_ms']:.3f} ms); overlap index built once "
         f"in {report['build_s']:.2f} s"

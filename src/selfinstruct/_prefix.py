@@ -347,6 +347,10 @@ class Overlaps:
         self._starts: Ints = np.zeros(1, dtype=np.int64)
         self._ids: npt.NDArray[np.intc] = np.empty(0, dtype=np.intc)
         self._added: dict[int, array[int]] = {}
+        self.calls = 0  # of ratios: a row it returned is valid until the next call
+        self._shared: npt.NDArray[np.unsignedinteger[Any]] = np.empty(0, dtype=np.uint8)
+        self._word: Words = np.empty(0, dtype=np.uint64)
+        self._ratio: npt.NDArray[np.float32] = np.empty(0, dtype=np.float32)
 
     def rebuild(self, tokens: Ints, lens: Ints) -> None:
         """Index these texts afresh, taking the common elements from them."""
@@ -383,26 +387,31 @@ class Overlaps:
             self._added.setdefault(code, array("i")).append(i)
         self.size += 1
 
-    def ratios(self, queries: list[list[int]]) -> npt.NDArray[np.float32]:
-        """Shared elements / (m + n) of each query (a row, given by its element codes, m of
-        them) and every text, in float32: about F's bound / 2. Queries share each pass."""
-        size, rows = self.size, len(queries)
-        split = [self._split(codes) for codes in queries]
-        longest = max((len(codes) for codes in queries), default=0)
-        shared = np.zeros((rows, size), dtype=np.min_scalar_type(longest))
-        words = np.array([w for w, _ in split], dtype=np.uint64).reshape(rows, len(self._masks))
-        for w, bits in enumerate(words.T):
-            if bits.any():
-                shared += np.bitwise_count(self._masks[w, :size] & bits[:, None])
-        postings = [self._postings(rare) for _, rare in split]
-        if found := [p for ps in postings for p in ps]:
-            lengths = [sum(len(p) for p in ps) for ps in postings]
-            at = np.concatenate(found) + np.repeat(np.arange(rows) * size, lengths)  # row-major
-            counts = np.bincount(at, minlength=rows * size)
-            shared += counts.reshape(rows, size).astype(shared.dtype)  # at most m: fits
-        ratio: npt.NDArray[np.float32] = shared.astype(np.float32)
+    def ratios(self, codes: list[int], size: int) -> npt.NDArray[np.float32]:
+        """Shared elements / (m + n) of a query (given by its m element codes) and each of the
+        first `size` texts, in float32: about F's bound / 2. Written over scratch buffers that
+        the next call reuses (`calls` counts them): a few passes over the pool, no allocation."""
+        self.calls += 1
+        if len(self._ratio) < size or np.iinfo(self._shared.dtype).max < len(codes):
+            capacity = max(self._masks.shape[1], size)
+            counts = np.promote_types(np.uint8, np.min_scalar_type(len(codes)))
+            self._shared = np.empty(capacity, dtype=counts)
+            self._word = np.empty(capacity, dtype=np.uint64)
+            self._ratio = np.empty(capacity, dtype=np.float32)
+        shared, word, ratio = self._shared[:size], self._word[:size], self._ratio[:size]
+        words, rare = self._split(codes)
+        shared[:] = 0
+        for w, bits in enumerate(words):
+            if bits:
+                np.bitwise_and(self._masks[w, :size], np.uint64(bits), out=word)
+                shared += np.bitwise_count(word).astype(shared.dtype, copy=False)
+        if postings := self._postings(rare):
+            at = np.concatenate(postings)
+            one = shared.dtype.type(1)  # add.at's fast path needs the array's own type
+            np.add.at(shared, at[at < size] if size < self.size else at, one)  # unique per code
+        np.add(self._lens[:size], np.float32(len(codes)), out=ratio)
         with np.errstate(invalid="ignore"):  # 0 / 0: an empty query and an empty text
-            ratio /= self._lens[:size] + np.array([len(c) for c in queries], np.float32)[:, None]
+            np.divide(shared, ratio, out=ratio)
         return ratio
 
     def _split(self, codes: list[int]) -> tuple[list[int], list[int]]:

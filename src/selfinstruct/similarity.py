@@ -34,12 +34,12 @@ _SETTLED = 1 << 15  # the element order is re-derived as the pool doubles, up to
 _HEAD = 1 << 16  # dedup derives the element order from this many leading texts
 _BLOCK = 4096  # dedup decides this many texts per vectorized step
 _SCAN = 1024  # pools up to this size are simply scanned: cheaper than the prefix filter
-_ROWS = 16  # a screen bounds this many texts per pass over the pool (memory: _ROWS x pool)
 _FIRST = 12  # top-k queries first score about _FIRST * (k + 2) texts with the best bounds
 _SAMPLE = 2048  # ratios sampled to find where the first level starts
 _SLACK = 1 + 1e-6  # covers float32 rounding: 2 * ratio * _SLACK bounds the exact F from above
 
 Seq: TypeAlias = str | list[int]
+_NONE = (np.empty(0, dtype=np.int64), np.empty(0))  # no texts, no scores
 Ratios: TypeAlias = npt.NDArray[np.float32]
 
 
@@ -144,7 +144,8 @@ class Screen:
     ) -> None:
         self._index, self._texts, self._seqs, self._bounded = index, texts, seqs, bounded
         self._size = len(index)
-        self._block: tuple[int, Ratios] = (-1, np.empty((0, 0), dtype=np.float32))
+        self._row = (-1, -1)  # (text, overlaps.calls) of the row the overlaps last returned
+        self._fresh: tuple[tuple[int, int], Ints, Floats] = ((-1, -1), *_NONE)
 
     def most_similar(self, j: int, k: int = 10) -> list[tuple[int, float]]:
         """RougeIndex.most_similar of the j-th text, against the pool as it is now."""
@@ -157,31 +158,50 @@ class Screen:
             else:  # a small pool: scanned
                 ids = np.arange(self._size)
                 scores = index._score_ids(seq, ids)
-        if len(index) > self._size:  # texts added after screening are scored directly
+        since, more = self._since(j)
+        return _best(np.concatenate((ids, since)), np.concatenate((scores, more)), k)
+
+    def near_duplicate(self, j: int) -> tuple[float, int] | None:
+        """RougeIndex.near_duplicate of the j-th text, against the pool as it is now. Only the
+        texts whose bound exceeds the threshold are scored: far fewer than a top-k needs."""
+        index, seq = self._index, self._seqs[j]
+        ids = np.empty(0, dtype=np.int64)
+        if seq and self._size:
+            if self._bounded:  # F <= 2 * ratio * _SLACK; the float32 cut is nudged down
+                cut = np.nextafter(np.float32(index.threshold / (2 * _SLACK)), np.float32(0))
+                ids = np.flatnonzero(self._ratios(j) >= cut)
+            else:
+                ids = np.arange(self._size)
+        since, more = self._since(j)
+        ids = np.concatenate((ids, since))
+        scores = np.concatenate((index._score_ids(seq, ids[: len(ids) - len(since)]), more))
+        over = scores > index.threshold
+        if not over.any():
+            return None
+        ids, scores = ids[over], scores[over]
+        best = scores.max()
+        return float(best), int(ids[scores == best].min())
+
+    def _since(self, j: int) -> tuple[Ints, Floats]:
+        """The texts added after screening and the j-th text's scores against them (scored
+        directly, and kept until the pool grows again)."""
+        if self._fresh[0] != (j, len(self._index)):
+            index = self._index
             since = np.arange(self._size, len(index), dtype=np.int64)
             # Encoded anew: words unknown at screening may have joined the vocabulary since.
             fresh = index._vocab.encode(self._texts[j], register=False)
-            ids = np.concatenate((ids, since))
-            scores = np.concatenate(
-                (scores, index._score_ids(fresh, since) if fresh else since * 0.0)
-            )
-        return _best(ids, scores, k)
+            scores = index._score_ids(fresh, since) if fresh else np.zeros(len(since))
+            self._fresh = ((j, len(index)), since, scores)
+        return self._fresh[1], self._fresh[2]
 
     def _ratios(self, j: int) -> Ratios:
-        """The j-th text's overlap ratios with the pool as screened, _ROWS texts per pass."""
-        start = j - j % _ROWS
-        if self._block[0] != start:  # columns past the screened pool are cut off
-            codes = [_codes(seq) for seq in self._seqs[start : start + _ROWS]]
-            self._block = (start, self._index._overlaps.ratios(codes)[:, : self._size])
-        row: Ratios = self._block[1][j - start]
-        return row
-
-    def near_duplicate(self, j: int) -> tuple[float, int] | None:
-        """RougeIndex.near_duplicate of the j-th text, against the pool as it is now."""
-        best = self.most_similar(j, 1)
-        if best and best[0][1] > self._index.threshold:
-            return best[0][1], best[0][0]
-        return None
+        """The j-th text's overlap ratios with the pool as screened (computed again unless they
+        are the overlaps' last row)."""
+        overlaps = self._index._overlaps
+        if self._row != (j, overlaps.calls):
+            overlaps.ratios(_codes(self._seqs[j]), self._size)
+            self._row = (j, overlaps.calls)
+        return overlaps._ratio[: self._size]
 
 
 class RougeIndex:

@@ -134,13 +134,13 @@ class Generator:
             return  # already recorded before the run stopped: a replayed response
         report.candidates += 1
         verdict = self.check(text)
-        top = screen.most_similar(i, 10) if verdict is None else []
-        if top and top[0][1] > self.index.threshold:  # the best match decides novelty
-            best, score = top[0]
+        if verdict is None and (match := screen.near_duplicate(i)) is not None:
+            score, best = match
             verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
         if verdict is not None:
             self.reject(rid, text, verdict, key, report)
             return
+        top = screen.most_similar(i, 10)  # novel: its 10 most similar pool texts, for the record
         similar = [
             Similar(instruction=self.index.text(j), score=round(score, 4)) for j, score in top
         ]
