@@ -43,3 +43,17 @@ def test_close_waits_for_every_write_handed_over(tmp_path: Path) -> None:
     assert [p.key for p in again.pending("instances")] == [f"k{i}" for i in range(300)]
     assert again.get("k299") == reply(299)
     again.close()
+
+
+def test_a_reply_cached_with_broken_unicode_reads_back_writable(tmp_path: Path) -> None:
+    # As an older version stored it: the lone surrogate escaped in the JSON of the row.
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    raw = '{"text": "sunrise \\ud83c here", "finish_reason": "stop", "prompt_tokens": 1, '
+    cache.db.execute(
+        "INSERT INTO responses (key, stage, request, response, created) VALUES (?, ?, ?, ?, 0)",
+        ("k", "generate", '{"body": {}, "meta": {}}', raw + '"completion_tokens": 1}'),
+    )
+    for completion in (cache.get("k"), cache.pending("generate")[0].completion):
+        assert completion is not None and completion.text == "sunrise \ufffd here"
+        completion.text.encode()  # what every pool write does
+    cache.close()

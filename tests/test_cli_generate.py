@@ -387,3 +387,19 @@ def test_prompt_templates_can_be_overridden(make_server: MakeServer, seeds: Path
     assert (
         result.stderr == f"Error: {mine / 'generate_chat.txt'}: missing placeholder {{examples}}\n"
     )
+
+
+def test_a_reply_with_broken_unicode_is_stored_with_replacement_characters(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    # A lone surrogate (half of an emoji, as "\ud83c" in the reply's JSON) cannot be written as
+    # UTF-8: it must not stop the run, nor every later run that replays the cached reply.
+    items = [
+        "Describe the view from a mountain hut at dawn \ud83c in one sentence.",
+        "Estimate how many tennis balls fit inside a standard school bus.",
+    ]
+    server = make_server(reply=numbered_reply(items))
+    result = run(server, "--seeds", str(seeds), "-n", "2", "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    stored = [r["instruction"] for r in lines(Path("data/instructions.jsonl"))]
+    assert stored == [items[0].replace("\ud83c", "\ufffd"), items[1]]
