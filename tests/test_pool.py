@@ -104,6 +104,15 @@ def test_seeds_both_formats(tmp_path: Path) -> None:
             b'{"id": "a", "instruction": "  ", "instances": [{"output": "o"}]}\n',
             "s.jsonl line 1: field 'instruction': Value error, must not be empty",
         ),
+        (  # half of an emoji, which no UTF-8 file (the pool's own included) can hold
+            b'{"instruction": "x", "input": "sun \\ud83c", "output": "y"}\n',
+            "s.jsonl line 1: field 'input': Value error, holds a lone surrogate (\\ud83c at "
+            "character 4)",
+        ),
+        (
+            b'{"id": "a", "instruction": "x", "instances": [{"output": "\\udc00"}]}\n',
+            "s.jsonl line 1: field 'instances.0.output': Value error, holds a lone surrogate",
+        ),
     ],
 )
 def test_bad_seed_files_name_file_line_field(tmp_path: Path, content: bytes, message: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+from selfinstruct.models import replace_lone_surrogates
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,7 @@ class Completion:
     def __post_init__(self) -> None:
         # Half an emoji ("\ud83c" in a reply's JSON) cannot be written as UTF-8: it would stop
         # the run at the first record, and every later run that replays the cached reply.
-        if _LONE_SURROGATE.search(self.text):
-            object.__setattr__(self, "text", _LONE_SURROGATE.sub("\ufffd", self.text))
+        object.__setattr__(self, "text", replace_lone_surrogates(self.text))
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 _SPACES = re.compile(r"\s+")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: str) -> str:
+    """Text that a UTF-8 file can hold: a JSON escape of half an emoji ("\\ud83c") cannot."""
+    if found := _LONE_SURROGATE.search(value):
+        raise ValueError(
+            f"holds a lone surrogate (\\u{ord(found.group()):04x} at character {found.start()}),"
+            " half of a character that UTF-8 cannot store; fix that escape"
+        )
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]  # for text that users write
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """The text with U+FFFD for each lone surrogate, so that UTF-8 can hold it."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def normalize(text: str) -> str:
@@ -28,16 +47,16 @@ class Record(BaseModel):
 
 
 class Instance(Record):
-    input: str = ""
-    output: str
+    input: Text = ""
+    output: Text
 
 
 class SeedTask(Record):
     """A seed task in the reference schema."""
 
-    id: str
-    name: str = ""
-    instruction: str
+    id: Text
+    name: Text = ""
+    instruction: Text
     instances: list[Instance] = Field(min_length=1)
     is_classification: bool | None = None
 
@@ -52,9 +71,9 @@ class SeedTask(Record):
 class AlpacaSeed(Record):
     """A seed task as an Alpaca-style line."""
 
-    instruction: str
-    input: str = ""
-    output: str
+    instruction: Text
+    input: Text = ""
+    output: Text
 
     def to_seed(self) -> SeedTask:
         return SeedTask(
