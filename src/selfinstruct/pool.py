@@ -149,8 +149,11 @@ class JsonlAppender:
     def append(self, record: BaseModel | dict[str, Any]) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
-        os.write(self._fd, json.dumps(data, ensure_ascii=False).encode() + b"\n")
+        if isinstance(record, BaseModel):  # pydantic's serializer: ~3x faster than json.dumps
+            line = record.model_dump_json().encode()
+        else:
+            line = json.dumps(record, ensure_ascii=False).encode()
+        os.write(self._fd, line + b"\n")
         if self._interval == 0:
             os.fsync(self._fd)
             return
