@@ -172,9 +172,9 @@ class Screen:
                 ids = np.flatnonzero(self._ratios(j) >= cut)
             else:
                 ids = np.arange(self._size)
+        scores = index._score_ids(seq, ids)
         since, more = self._since(j)
-        ids = np.concatenate((ids, since))
-        scores = np.concatenate((index._score_ids(seq, ids[: len(ids) - len(since)]), more))
+        ids, scores = np.concatenate((ids, since)), np.concatenate((scores, more))
         over = scores > index.threshold
         if not over.any():
             return None
