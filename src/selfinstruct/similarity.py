@@ -39,7 +39,6 @@ _SAMPLE = 2048  # ratios sampled to find where the first level starts
 _SLACK = 1 + 1e-6  # covers float32 rounding: 2 * ratio * _SLACK bounds the exact F from above
 
 Seq: TypeAlias = str | list[int]
-_NONE = (np.empty(0, dtype=np.int64), np.empty(0))  # no texts, no scores
 Ratios: TypeAlias = npt.NDArray[np.float32]
 
 
@@ -144,8 +143,8 @@ class Screen:
     ) -> None:
         self._index, self._texts, self._seqs, self._bounded = index, texts, seqs, bounded
         self._size = len(index)
-        self._row = (-1, -1)  # (text, overlaps.calls) of the row the overlaps last returned
-        self._fresh: tuple[tuple[int, int], Ints, Floats] = ((-1, -1), *_NONE)
+        self._row: tuple[int, int, Ratios] | None = None  # (text, overlaps.calls, its ratios)
+        self._fresh: tuple[tuple[int, int], Ints, Floats] | None = None  # see _since
 
     def most_similar(self, j: int, k: int = 10) -> list[tuple[int, float]]:
         """RougeIndex.most_similar of the j-th text, against the pool as it is now."""
@@ -175,17 +174,15 @@ class Screen:
         scores = index._score_ids(seq, ids)
         since, more = self._since(j)
         ids, scores = np.concatenate((ids, since)), np.concatenate((scores, more))
-        over = scores > index.threshold
-        if not over.any():
+        if not len(ids):
             return None
-        ids, scores = ids[over], scores[over]
-        best = scores.max()
-        return float(best), int(ids[scores == best].min())
+        best = int(np.argmax(scores))  # ids ascend: the lowest index wins a tie
+        return (float(scores[best]), int(ids[best])) if scores[best] > index.threshold else None
 
     def _since(self, j: int) -> tuple[Ints, Floats]:
         """The texts added after screening and the j-th text's scores against them (scored
         directly, and kept until the pool grows again)."""
-        if self._fresh[0] != (j, len(self._index)):
+        if self._fresh is None or self._fresh[0] != (j, len(self._index)):
             index = self._index
             since = np.arange(self._size, len(index), dtype=np.int64)
             # Encoded anew: words unknown at screening may have joined the vocabulary since.
@@ -198,10 +195,10 @@ class Screen:
         """The j-th text's overlap ratios with the pool as screened (computed again unless they
         are the overlaps' last row)."""
         overlaps = self._index._overlaps
-        if self._row != (j, overlaps.calls):
-            overlaps.ratios(_codes(self._seqs[j]), self._size)
-            self._row = (j, overlaps.calls)
-        return overlaps._ratio[: self._size]
+        if self._row is None or self._row[:2] != (j, overlaps.calls):
+            ratio = overlaps.ratios(_codes(self._seqs[j]), self._size)
+            self._row = (j, overlaps.calls, ratio)
+        return self._row[2]
 
 
 class RougeIndex:
@@ -323,16 +320,6 @@ class RougeIndex:
         if self._pending and self._check(seq, np.array(self._pending, dtype=np.int64)):
             return True
         return any(self._check(seq, ids) for ids in self._candidates(seq))
-
-    def _best_of(self, seq: Seq, ids: Ints) -> tuple[float, int] | None:
-        """The best of these pool texts (lowest index on a tie) if it scores above the
-        threshold."""
-        ids = np.unique(ids)  # ascending: argmax finds the lowest index
-        if not len(ids) or not seq:
-            return None
-        scores = self._score_ids(seq, ids)
-        best = int(np.argmax(scores))
-        return (float(scores[best]), int(ids[best])) if scores[best] > self.threshold else None
 
     def _candidates(self, seq: Seq) -> Iterator[Ints]:
         """Per run of the prefix index, the pool texts that may score above the threshold."""
