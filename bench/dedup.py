@@ -166,13 +166,13 @@ def child_queries(path: str, threshold: float, pool: int) -> dict[str, float]:
             step = time.perf_counter()
             spent["stage1"] += step - start
             alone = single.is_novel(text)
+            assert novel is alone, "the two patterns disagree"
             if alone:
                 assert single.most_similar(text, 10) == top, "the two patterns disagree"
                 single.add(text)
             else:
                 assert single.best_match(text) == match, "the two patterns disagree"
             spent["single"] += time.perf_counter() - step
-            assert novel is alone, "the two patterns disagree"
             rejected += not novel
     queries = len(candidates)
     out.update(queries=queries, rejected=rejected)
@@ -280,10 +280,9 @@ def run_all(args: argparse.Namespace) -> None:
     print(
         f"stage 1 at a {args.pool:,} pool ({queries} candidates, {rejected} rejected): "
         f"screened 7 at a time, then near_duplicate, and most_similar(10) and add if novel: "
-        f"{report['stage1_ms']:.3f} ms a "
-        f"candidate (one at a time with the prefix filter: is_novel, then best_match or "
-        f"most_similar(10) and add: {report['single_ms']:.3f} ms); overlap index built once "
-        f"in {report['build_s']:.2f} s"
+        f"{report['stage1_ms']:.3f} ms a candidate (one at a time with the prefix filter: "
+        f"is_novel, then best_match or most_similar(10) and add: {report['single_ms']:.3f} "
+        f"ms); overlap index built once in {report['build_s']:.2f} s"
     )
     if verdict != "identical":
         raise SystemExit("kept sets differ from the reference")
