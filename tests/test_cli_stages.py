@@ -95,7 +95,7 @@ def test_instances_use_the_right_prompt_kind(make_server: MakeServer) -> None:
     assert re.search(rf"instances\s+{total}\b", result.stdout)
 
 
-def test_chatty_replies_and_max_instances(make_server: MakeServer) -> None:
+def test_chatty_replies_keep_every_instance_for_stage_4_to_sample(make_server: MakeServer) -> None:
     server = make_server()
     pool_with(server, 2)
     server.reply = lambda body: (
@@ -108,8 +108,10 @@ def test_chatty_replies_and_max_instances(make_server: MakeServer) -> None:
     assert cli(server, "instances", "--max-instances", "3").exit_code == 0
     for record in lines("data/instances.jsonl"):
         assert record["instances"] == [
-            {"input": f"text {i}", "output": f"answer {i}"} for i in (1, 2, 3)
+            {"input": f"text {i}", "output": f"answer {i}"} for i in range(1, 8)
         ]
+    assert invoke(None, "filter", "--max-instances", "3").exit_code == 0
+    assert len(lines("data/dataset.jsonl")) == 2 * 3
 
 
 def test_completions_api_prompts_end_where_the_model_continues(make_server: MakeServer) -> None:

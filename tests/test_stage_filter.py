@@ -112,9 +112,55 @@ def test_max_instances_truncated_and_seeds() -> None:
     assert result.exit_code == 0, result.output
     rows = lines("final.jsonl")
     assert rows[0]["id"] == "seed_task_0-0" and rows[0]["output"] == "Red"
-    assert [r["input"] for r in rows[1:]] == [f"in {i}" for i in range(5)]
-    rules = [r["rule"] for r in lines("data/filter_rejects.jsonl")]
-    assert sorted(rules) == ["over_max_instances", "over_max_instances", "truncated"]
+    sampled = [r["input"] for r in rows[1:]]
+    assert len(sampled) == 5 and sampled == sorted(set(sampled)) and sampled != five[:5]
+    assert [r["id"][-2:] for r in rows[1:]] == ["-0", "-1", "-2", "-3", "-4"]
+    rejects = lines("data/filter_rejects.jsonl")
+    assert sorted(r["rule"] for r in rejects) == ["over_max_instances"] * 2 + ["truncated"]
+    left_out = {r["input"] for r in rejects if r["rule"] == "over_max_instances"}
+    assert left_out | set(sampled) == {f"in {i}" for i in range(7)}
+    # The sample is the method's: seeded, so the same pool gives the same rows every time.
+    assert run("filter", "--max-instances", "5", "--out", "again.jsonl").exit_code == 0
+    assert [r["input"] for r in lines("again.jsonl")] == sampled
+    Path("selfinstruct.toml").write_text("[filter]\nseed = 7\n")
+    assert run("filter", "--out", "other.jsonl").exit_code == 0
+    assert [r["input"] for r in lines("other.jsonl")] != sampled
+
+
+def test_conflicts_count_only_valid_instances_and_empty_replies_are_reported() -> None:
+    ids = make_pool([
+        # "Great film" clashes only with an instance that is invalid anyway: the task stays.
+        ("Decide whether the movie review below is positive or negative.", True, [
+            ("Great film", "Positive"), ("Great film", "Negative:"), ("Dull plot", "Negative"),
+        ]),
+        ("Sort the list of numbers below from smallest to largest.", False, []),
+        ("Fix the grammar of the sentence below without changing its meaning.", False, [
+            ("me and him goes home", "He and I go home."),
+            ("she dont know", "Sure! Here is the corrected sentence: She doesn't know."),
+            ("they was late", "They were late.\n```"),
+        ]),
+    ])  # fmt: skip
+    assert run("filter").exit_code == 0
+    assert [(r["input"], r["output"]) for r in lines("data/dataset.jsonl")] == [
+        ("Great film", "Positive"), ("Dull plot", "Negative"),
+        ("me and him goes home", "He and I go home."),
+    ]  # fmt: skip
+    rejects = [
+        (r["id"], r["rule"], r.get("detail", "")) for r in lines("data/filter_rejects.jsonl")
+    ]
+    assert rejects == [
+        (ids[0], "ends_with_colon", ""),
+        (ids[1], "no_instances", "the reply held no instance the parser could read"),
+        (ids[2], "chat_residue", "preamble 'Sure! Here is the corrected sentence: Sh'"),
+        (ids[2], "chat_residue", "fence line '```'"),
+    ]
+
+
+def test_chat_residue_can_be_switched_off() -> None:
+    make_pool([("Fix the grammar of the sentence below.", False, [("a b", "Sure! Fixed: a b c.")])])
+    assert run("filter").exit_code == 0 and lines("data/dataset.jsonl") == []
+    Path("selfinstruct.toml").write_text("[filter]\ndrop_chat_residue = false\n")
+    assert run("filter").exit_code == 0 and len(lines("data/dataset.jsonl")) == 1
 
 
 def test_optional_heuristics_from_the_config_file() -> None:

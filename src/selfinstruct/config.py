@@ -114,6 +114,8 @@ class FilterSettings(BaseModel):
     output_max_words: int | None = Field(None, ge=1)
     drop_output_repeating_instruction: bool = False
     drop_refusals: bool = False
+    drop_chat_residue: bool = True
+    seed: int = 0  # of the per-task sample of at most max_instances
 
 
 class FileConfig(BaseModel):

@@ -12,12 +12,11 @@ _ITEM = re.compile(
     re.IGNORECASE,
 )
 _LABEL = re.compile(r"^(?:\*\*|__)?(?:task|instruction)\s*:\s*(?:\*\*|__)?\s*", re.IGNORECASE)
-_FENCE = re.compile(r"^\s*```")
 _SPACES = re.compile(r"\s+")
 
 
-def parse_numbered(text: str, first: int, truncated: bool) -> list[str]:
-    """Items of a numbered list numbered `first` or above, in order.
+def parse_numbered(text: str, first: int, last: int, truncated: bool) -> list[str]:
+    """Items of a numbered list numbered `first` to `last` (the ones asked for), in order.
 
     Text before the first item (a chat model's preamble) and after a blank line that ends the
     last item (closing remarks) is dropped, as are items echoing the prompt's own numbers.
@@ -38,7 +37,7 @@ def parse_numbered(text: str, first: int, truncated: bool) -> list[str]:
             items[-1][1].append(line)
     if truncated and items:
         items.pop()
-    cleaned = (clean_item(" ".join(lines)) for number, lines in items if number >= first)
+    cleaned = (clean_item(" ".join(lines)) for number, lines in items if first <= number <= last)
     return [item for item in cleaned if item is not None]
 
 
@@ -85,78 +84,212 @@ class Example:
     output: str
 
 
-_HEADER = re.compile(r"^\s*(?:[#*_]+\s*)?example\s*\d+\s*[:.)]?\s*(?:[*_]+)?\s*$", re.IGNORECASE)
+# Decorations a chat model puts before a label: headings, quotes, bullets, numbering.
+_DECOR = r"(?:[#>]+\s*|[-*+]\s+|\(?\d{1,2}[.)]\s+)*"
+_EMPH = r"(?:\*\*|__|\*|_)?"
+_NAMES = r"input|output|class\s+label|label"
+# "Input:", "**Input:**", "**Input**:", "1. Input 2:", "- *Output*: ..."
 _FIELD = re.compile(
-    r"^\s*(?P<b>\*\*|__)?(input|output|class label|label)(?P=b)?\s*:\s*(?(b)(?P=b)?)\s*(.*)$",
+    rf"^\s*{_DECOR}(?P<e>\*\*|__|\*|_)?\s*(?P<name>{_NAMES})\s*#?\d*\s*"
+    r"(?(e)(?:(?P=e)\s*:|:\s*(?P=e))|:)\s*(?P<value>.*)$",
     re.IGNORECASE,
 )
-_NEXT_TASK = re.compile(r"^\s*(?:[*_]+)?task\s*:", re.IGNORECASE)
-_CHATTER = re.compile(
-    r"^(?:i hope|hope this|let me know|feel free|these examples|here are|note:|i've|i have|"
-    r"if you|would you like|do you want)",
+# A label standing alone as a heading or in bold, without a colon: "### Output", "**Input**".
+_BARE_FIELD = re.compile(
+    rf"^\s*(?:#+\s*(?P<h>{_NAMES})|(?P<e>\*\*|__)(?P<b>{_NAMES})\s*#?\d*(?P=e))\s*:?\s*$",
+    re.IGNORECASE,
+)
+# "Example 1", "### Example 2:", "**Example 3**", "Example #4 -", "Instance 5" (a whole line).
+_HEADER = re.compile(
+    rf"^\s*{_DECOR}{_EMPH}\s*(?:example|instance|sample)\s*#?\s*\d*\s*[:.)-]?\s*{_EMPH}\s*"
+    r"[:.)-]?\s*$",
+    re.IGNORECASE,
+)
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
+_RULE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$")  # a horizontal rule
+_NEXT_TASK = re.compile(r"^\s*(?:[*_#]+\s*)?task\s*:", re.IGNORECASE)
+# What a chat model says before the payload ...
+_PREAMBLE = re.compile(
+    r"^(?:(?:sure|certainly|of course|absolutely|okay|ok|alright|great)"
+    r"(?:!|[,.]?\s+(?:here|i(?:'d|'ll| would| will| can)|let me|below))"
+    r"|here(?:'s| is| are) (?:\w+ ){0,3}(?:examples?|instances?|inputs?|outputs?|pairs?|tasks?"
+    r"|labels?|samples?)\b"
+    r"|below (?:is|are) (?:\w+ ){0,3}(?:examples?|instances?|tasks?)\b)",
+    re.IGNORECASE,
+)
+# ... and after it.
+_REMARK = re.compile(
+    r"^(?:i hope (?:this|these|that|the above|my|you find)\b|hope (?:this|these|that) helps"
+    r"|let me know if\b|feel free to\b|happy to help|is there anything else"
+    r"|would you like (?:me|more|another|additional|some)\b|do you want me\b"
+    r"|if you(?:'d| would)? (?:like|need|want) (?:more|any|me|additional|further|other)\b"
+    r"|i(?:'ve| have) (?:included|provided|created|written|generated|given|tried)\b"
+    r"|(?:these|the above|all of these|each of these|this set of) (?:\w+ ){0,2}"
+    r"(?:examples?|tasks?|instances?|inputs?|outputs?|pairs?|labels?)\b)",
     re.IGNORECASE,
 )
 _NO_INPUT = {"", "none", "n/a", "na", "(none)", "no input", "<noinput>", "-", "empty", "null"}
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "`": "`"}
 
 
 def parse_examples(text: str, truncated: bool) -> list[Example]:
-    """Input-first replies: "Example N" blocks of an optional "Input:" and an "Output:".
+    """Input-first replies: blocks of an optional "Input:" and an "Output:".
 
-    Fields may span lines; a field name repeated opens the next instance. Text before the
-    first field (a chat preamble) and closing remarks after the last output are dropped.
+    Blocks open at an "Example N" header or when a field repeats; fields may be numbered
+    ("Input 2:") and span lines. Chat wrapping is dropped: text before the first field, fence
+    and rule lines, markdown around labels, remarks after an output.
     """
     examples: list[Example] = []
-    for block in _blocks(text, opener=None):
+    blocks = _blocks(_lines(text))
+    for i, block in enumerate(blocks):
         if "output" in block:
-            given = block.get("input", "")
-            examples.append(Example("" if _is_none(given) else given, block["output"]))
+            last = i == len(blocks) - 1
+            given = _tidy(block.get("input", ""), last=False)
+            output = _tidy(block["output"], last)
+            examples.append(Example("" if _is_none(given) else given, output))
     return examples[:-1] if truncated else examples
 
 
 def parse_labelled(text: str, truncated: bool) -> list[Example]:
-    """Output-first replies: "Class label: X" then "Input: ..."; the label is the output."""
-    examples = [
-        Example(block["input"], block["label"].rstrip(".").strip())
-        for block in _blocks(text, opener="label")
-        if block.get("input") and block.get("label")
-    ]
+    """Output-first replies, read as the method's code reads them: each "Class label:" opens an
+    instance whose label is the first line after it (the output) and whose input is the rest of
+    the block, whatever its field is called ("Input:", "Review:", none); no input gives "".
+    """
+    blocks: list[list[str]] = []
+    for line in _lines(text):
+        field = _field(line)
+        if field is not None and field[0] == "label":
+            blocks.append([field[1]])
+        elif blocks and not _HEADER.match(line):
+            blocks[-1].append(line)
+    examples = []
+    for i, block in enumerate(blocks):
+        label, _, rest = "\n".join(block).strip().partition("\n")
+        label = _unwrap(_unwrap(label.strip()).rstrip(".").strip())
+        for given in _inputs(_tidy(rest, last=i == len(blocks) - 1)) if label else []:
+            examples.append(Example("" if _is_none(given) else given, label))
     return examples[:-1] if truncated else examples
 
 
-def _blocks(text: str, opener: str | None) -> list[dict[str, str]]:
-    """Group "Name: value" fields (values may span lines) into one dict per instance."""
-    blocks: list[dict[str, list[str]]] = [{}]
-    active: list[str] | None = None
+def _inputs(block: str) -> list[str]:
+    """The inputs under one label: the block, or one per "Input:" field when that repeats."""
+    lines = block.split("\n")
+    starts = [i for i, line in enumerate(lines) if _opens_input(line)]
+    if len(starts) < 2:
+        return [_unname(block)]
+    bounds = zip(starts, [*starts[1:], len(lines)], strict=True)
+    return [_unname(_tidy("\n".join(lines[a:b]), last=False)) for a, b in bounds]
+
+
+def _opens_input(line: str) -> bool:
+    field = _field(line)
+    return field is not None and field[0] == "input"
+
+
+def _lines(text: str) -> list[str]:
+    """The reply's lines up to an invented next task, without fence and rule lines."""
+    lines = []
     for line in text.splitlines():
         if _NEXT_TASK.match(line):
             break  # a base model that goes on to invent the next task
+        if not (_FENCE.match(line) or _RULE.match(line)):
+            lines.append(line)
+    return lines
+
+
+def _field(line: str) -> tuple[str, str] | None:
+    """(name, value on the same line) when the line opens a field."""
+    if m := _FIELD.match(line):
+        name, value = m.group("name"), m.group("value")
+    elif m := _BARE_FIELD.match(line):
+        name, value = m.group("h") or m.group("b"), ""
+    else:
+        return None
+    name = name.lower()
+    return ("label" if "label" in name else name), value
+
+
+def _blocks(lines: list[str]) -> list[dict[str, str]]:
+    """Group "Input"/"Output" fields (values may span lines) into one dict per instance."""
+    blocks: list[dict[str, list[str]]] = [{}]
+    active: list[str] | None = None
+    for line in lines:
         if _HEADER.match(line):
             blocks.append({})
             active = None
             continue
-        field = _FIELD.match(line)
-        if field is None:
+        field = _field(line)
+        if field is None or field[0] == "label":
             if active is not None:
                 active.append(line)
             continue
-        name = field.group(2).lower().replace("class label", "label")
-        if name == opener or name in blocks[-1] or (name == "input" and "output" in blocks[-1]):
-            blocks.append({"label": blocks[-1]["label"]} if name == "input" and opener else {})
-        active = blocks[-1].setdefault(name, [field.group(3)])
-    return [{k: _tidy("\n".join(v)) for k, v in b.items()} for b in blocks if b]
+        name, value = field
+        if name in blocks[-1] or (name == "input" and "output" in blocks[-1]):
+            blocks.append({})
+        active = blocks[-1].setdefault(name, [value])
+    return [{k: "\n".join(v) for k, v in b.items()} for b in blocks if b]
 
 
-def _tidy(text: str) -> str:
-    """Trim, drop a chat model's closing remarks, unwrap **bold**."""
+def _tidy(text: str, last: bool) -> str:
+    """Trim; drop chat remarks after the payload; unwrap a field wrapped whole in bold or quotes.
+
+    A trailing paragraph that is a remark goes everywhere; at the very end of the reply (`last`)
+    a remark line goes even without a blank line before it.
+    """
     paragraphs = text.strip().split("\n\n")
-    while len(paragraphs) > 1 and _CHATTER.match(paragraphs[-1].strip()):
+    while paragraphs and _is_remark(paragraphs[-1]):
         paragraphs.pop()
-    text = "\n\n".join(paragraphs).strip()
-    for mark in ("**", "__"):
-        if text.startswith(mark) and text.endswith(mark) and len(text) > 4:
-            text = text[2:-2].strip()
+    lines = "\n\n".join(paragraphs).strip().split("\n")
+    while last and lines and _is_remark(lines[-1]):
+        lines.pop()
+    return _unwrap("\n".join(lines).strip())
+
+
+def _is_remark(text: str) -> bool:
+    text = text.strip().lstrip("*_ ")
+    return bool(_REMARK.match(text) or _PREAMBLE.match(text))
+
+
+def _unwrap(text: str) -> str:
+    """Remove bold, italics or quotes that enclose the whole text (and nothing inside)."""
+    while len(text) > 2:
+        for opener, closer in (("**", "**"), ("__", "__"), *_QUOTES.items()):
+            inner = text[len(opener) : -len(closer)]
+            wraps = text.startswith(opener) and text.endswith(closer) and inner.strip()
+            if wraps and opener not in inner and closer not in inner:
+                text = inner.strip()
+                break
+        else:
+            return text
+    return text
+
+
+_NAME = re.compile(rf"^\s*{_EMPH}\s*[A-Za-z][A-Za-z ]{{0,24}}?\s*#?\d*\s*{_EMPH}\s*:{_EMPH}\s*")
+
+
+def _unname(text: str) -> str:
+    """An input without its field name ("Review: ..."), when that is the block's only field."""
+    lines = text.split("\n")
+    if _NAME.match(lines[0]) and not any(_NAME.match(line) for line in lines[1:]):
+        return _unwrap(_NAME.sub("", text, count=1).strip())
     return text
 
 
 def _is_none(text: str) -> bool:
     return text.lower().strip(" .") in _NO_INPUT
+
+
+def chat_residue(text: str) -> str | None:
+    """What a chat model left around a payload, if the text still holds it: a fence line, an
+    opening preamble or a closing remark (on the last line, after other text)."""
+    stripped = text.strip()
+    for line in stripped.splitlines():
+        if _FENCE.match(line):
+            return f"fence line {line.strip()[:20]!r}"
+    first = stripped.split("\n", 1)[0].lstrip("*_ ")
+    if _PREAMBLE.match(first):
+        return f"preamble {first[:40]!r}"
+    last = stripped.rsplit("\n", 1)[-1].strip().lstrip("*_ ")
+    if last != stripped.lstrip("*_ ") and _REMARK.match(last):
+        return f"remark {last[:40]!r}"
+    return None

@@ -106,7 +106,8 @@ def instances_cmd(
     config: FileConfig,
     pool: PoolOpt = Path("data"),
     max_instances: Annotated[
-        int | None, typer.Option(help="Instances per task [default: 5].")
+        int | None,
+        typer.Option(help="Examples a completions reply may hold before it stops [default: 5]."),
     ] = None,
     prompts: PromptsOpt = None,
     progress: ProgressOpt = True,

@@ -7,10 +7,12 @@ then clean each kept task. Everything dropped goes to the rejects file with its 
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from selfinstruct.models import (
     SeedTask,
     normalize,
 )
+from selfinstruct.parsing import chat_residue
 from selfinstruct.pool import Pool, atomic_jsonl, bulk_load
 from selfinstruct.similarity import dedup
 
@@ -54,23 +57,30 @@ class FilterJob:
 
 
 Write = Callable[[dict[str, Any]], None]
+Drop = Callable[..., None]
+
+
+Verdict = tuple[str, str] | None  # (rule, detail) to drop, None to keep
 
 
 class InstanceRules:
-    """The method's instance rules, then the optional heuristics; None keeps the instance."""
+    """The method's instance rules, chat residue, then the optional heuristics."""
 
     def __init__(self, s: FilterSettings) -> None:
         self.s = s
 
-    def __call__(self, inst: Instance, instruction: str) -> str | None:
+    def __call__(self, inst: Instance, instruction: str) -> Verdict:
         output, given = inst.output.strip(), inst.input.strip()
         if not output:
-            return "empty_output"
+            return ("empty_output", "")
         if given == output:
-            return "input_equals_output"
+            return ("input_equals_output", "")
         if given.endswith(":") or output.endswith(":"):
-            return "ends_with_colon"
-        return self.optional(output, instruction)
+            return ("ends_with_colon", "")
+        if self.s.drop_chat_residue and (found := residue(instruction, given, output)):
+            return ("chat_residue", found)
+        rule = self.optional(output, instruction)
+        return (rule, "") if rule else None
 
     def optional(self, output: str, instruction: str) -> str | None:
         words = len(output.split())
@@ -93,7 +103,6 @@ class Filter:
         )
         self.rules = InstanceRules(settings)
         self.report = FilterReport()
-        self.seen: set[tuple[str, str, str]] = set()
 
     def novel(self, seeds: list[SeedTask], reject: Write) -> Iterator[MachineInstruction]:
         """Machine instructions that pass the stage 1 filters and the ROUGE-L rule, in order."""
@@ -104,7 +113,8 @@ class Filter:
             if verdict is None:
                 passing.append(rec)
             else:
-                self.drop(reject, verdict[0], rec.id, rec.instruction, detail=verdict[1])
+                rule, detail = verdict
+                self.drop(reject, rule, rid=rec.id, instruction=rec.instruction, detail=detail)
         texts = [rec.instruction for rec in passing]
         against = [s.instruction for s in seeds]
         results = dedup(texts, self.settings.rouge_threshold, against)
@@ -114,41 +124,56 @@ class Filter:
                 continue
             similar = against[r.match] if r.in_against else texts[r.match]
             detail = f"ROUGE-L {r.score:.3f} with: {similar}"
-            self.drop(reject, "too_similar", rec.id, rec.instruction, detail=detail)
+            self.drop(reject, "too_similar", rid=rec.id, instruction=rec.instruction, detail=detail)
 
     def task(self, rec: MachineInstruction, got: InstanceSet, write: Write, reject: Write) -> None:
-        instruction = rec.instruction
+        """The method's order: validity rules, then conflicting outputs among the valid ones,
+        then exact duplicates, then a seeded sample of at most max_instances."""
+        drop = partial(self.drop, reject, rid=rec.id, instruction=rec.instruction)
         if got.truncated is not None:
-            self.drop(reject, "truncated", rec.id, instruction, got.truncated)
-        outputs: dict[str, set[str]] = {}
+            drop("truncated", inst=got.truncated)
+        if not got.instances:
+            return drop("no_instances", detail="the reply held no instance the parser could read")
+        valid = []
         for inst in got.instances:
-            if inst.input.strip():
-                outputs.setdefault(inst.input.strip(), set()).add(inst.output.strip())
-        if any(len(v) > 1 for v in outputs.values()):
-            for inst in got.instances:
-                self.drop(reject, "conflicting_outputs", rec.id, instruction, inst)
+            verdict = self.rules(inst, rec.instruction)
+            if verdict is None:
+                valid.append(inst)
+            else:
+                drop(verdict[0], inst=inst, detail=verdict[1])
+        if conflicting(valid):
+            for inst in valid:
+                drop("conflicting_outputs", inst=inst)
             return
-        kept = 0
-        for inst in got.instances:
-            rule = self.rules(inst, instruction)
-            key = (normalize(instruction), inst.input.strip(), inst.output.strip())
-            if rule is None and key in self.seen:
-                rule = "duplicate"
-            if rule is None and kept >= self.settings.max_instances:
-                rule = "over_max_instances"
-            if rule is not None:
-                self.drop(reject, rule, rec.id, instruction, inst)
-                continue
-            self.seen.add(key)
-            write(row(f"{rec.id}-{kept}", instruction, inst, got.is_classification))
-            kept += 1
-        self.report.instances_kept += kept
-        self.report.tasks_kept += kept > 0
+        unique: dict[tuple[str, str], Instance] = {}
+        for inst in valid:
+            if unique.setdefault((inst.input.strip(), inst.output.strip()), inst) is not inst:
+                drop("duplicate", inst=inst)
+        kept = self.sample(rec.id, list(unique.values()), drop)
+        for k, inst in enumerate(kept):
+            write(row(f"{rec.id}-{k}", rec.instruction, inst, got.is_classification))
+        self.report.instances_kept += len(kept)
+        self.report.tasks_kept += bool(kept)
+
+    def sample(
+        self, rid: str, instances: list[Instance], drop: Callable[..., None]
+    ) -> list[Instance]:
+        """At most max_instances, sampled with a seed per task (order kept); the rest dropped."""
+        cap = self.settings.max_instances
+        if len(instances) <= cap:
+            return instances
+        rng = random.Random(f"{self.settings.seed}:{rid}")
+        chosen = set(rng.sample(range(len(instances)), cap))
+        for k, inst in enumerate(instances):
+            if k not in chosen:
+                drop("over_max_instances", inst=inst)
+        return [inst for k, inst in enumerate(instances) if k in chosen]
 
     def drop(
         self,
         reject: Write,
         rule: str,
+        *,
         rid: str,
         instruction: str,
         inst: Instance | None = None,
@@ -161,6 +186,21 @@ class Filter:
         if detail:
             record["detail"] = detail
         reject(record)
+
+
+def conflicting(instances: list[Instance]) -> bool:
+    """Whether two instances share a non-empty input but not their output."""
+    outputs: dict[str, str] = {}
+    for inst in instances:
+        given, output = inst.input.strip(), inst.output.strip()
+        if given and outputs.setdefault(given, output) != output:
+            return True
+    return False
+
+
+def residue(*fields: str) -> str:
+    """What a chat model left in any of the fields ("" when none)."""
+    return next((found for text in fields if (found := chat_residue(text))), "")
 
 
 def row(
@@ -197,10 +237,11 @@ def write_dataset(job: FilterJob) -> FilterReport:
             report.seeds = write_seeds(seeds, write)
         for rec in work.novel(seeds, reject):
             flag = flags.get(rec.id)
+            drop = partial(work.drop, reject, rid=rec.id, instruction=rec.instruction)
             if flag is None or flag.is_classification is None:
-                work.drop(reject, "not_classified", rec.id, rec.instruction)
+                drop("not_classified")
             elif rec.id not in sets:
-                work.drop(reject, "no_instances", rec.id, rec.instruction)
+                drop("no_instances", detail="stage 3 has not written its instances yet")
             else:
                 work.task(rec, sets[rec.id], write, reject)
     return report

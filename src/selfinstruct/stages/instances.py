@@ -79,7 +79,7 @@ class InstanceWriter:
             text = LEAD[kind] + text
         examples = PARSE[kind](text, False)
         cut = examples.pop() if examples and completion.finish_reason == "length" else None
-        kept = examples[: self.settings.max_instances]
+        kept = examples  # all of them: stage 4 samples at most --max-instances per task
         self.report.counts[kind] += 1
         self.report.counts["instances"] += len(kept)
         if not kept:
