@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from rouge_score import rouge_scorer
 from typer.testing import Result
 
-from fakeserver import FakeOpenAI, numbered_reply
+from fakeserver import FakeOpenAI, make_instruction, numbered_reply
 from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config
 from selfinstruct.pool import Pool
 
@@ -74,6 +75,8 @@ def test_generates_the_target_and_reports(make_server: MakeServer, seeds: Path) 
         scores = [(-rouge_l(record["instruction"], text), j) for j, text in enumerate(pool)]
         best = [(pool[j], round(-f, 4)) for f, j in sorted(scores) if f < 0][:10]
         assert [(s["instruction"], s["score"]) for s in record["most_similar"]] == best
+        mean = sum(-f for f, _ in scores) / len(pool)  # the mean over the whole pool, exact
+        assert record["mean_similarity"] == pytest.approx(round(mean, 4), abs=1e-4)
     assert any(r["most_similar"] for r in records)
     assert "generate: done" in result.stdout
     assert re.search(r"pool\s+25 / 25 machine instructions \(\+25\)", result.stdout)
@@ -113,7 +116,8 @@ def test_completions_api_prompt_ends_with_the_next_number(
     result = run(server, "--seeds", str(seeds), "-n", "10", "--api", "completions")
     assert result.exit_code == 0, result.output
     body = server.bodies()[0]
-    assert body["prompt"].endswith("\n9.") and body["stop"] == ["\n16", "16.", "16 ."]
+    assert body["prompt"].endswith("\n9.")
+    assert body["stop"] == ["\n\n", "\n16", "16.", "16 ."]  # a blank line ends the list too
     assert (body["temperature"], body["top_p"], body["presence_penalty"]) == (0.7, 0.5, 2.0)
     assert len(lines(Path("data/instructions.jsonl"))) == 10
 
@@ -403,3 +407,30 @@ def test_a_reply_with_broken_unicode_is_stored_with_replacement_characters(
     assert result.exit_code == 0, result.output
     stored = [r["instruction"] for r in lines(Path("data/instructions.jsonl"))]
     assert stored == [items[0].replace("\ud83c", "\ufffd"), items[1]]
+
+
+def test_a_chat_reply_gives_at_most_the_tasks_asked_for(
+    make_server: MakeServer, seeds: Path
+) -> None:
+    rng = random.Random(3)
+    # Every reply numbers 20 new tasks where 7 (9 to 15) were asked for.
+    server = make_server(
+        reply=lambda body: numbered_reply([make_instruction(rng, 0) for _ in range(20)])(body)
+    )
+    assert run(server, "--seeds", str(seeds), "-n", "10").exit_code == 0
+    records, rejected = lines(Path("data/instructions.jsonl")), lines(REJECTS)
+    first = records[0]["request"]
+    assert sum(r["request"] == first for r in records + rejected) == 7
+
+
+def test_examples_in_the_prompt_lose_a_trailing_colon(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    seeds = tmp_path / "colon.jsonl"
+    texts = [f"{t.rstrip('.')} as shown below:" for t in SEED_TEXTS]
+    seeds.write_text("".join(json.dumps({"instruction": t, "output": "ok"}) + "\n" for t in texts))
+    server = make_server()
+    assert run(server, "--seeds", str(seeds), "-n", "3", "--dry-run").exit_code == 0
+    assert run(server, "--seeds", str(seeds), "-n", "3").exit_code == 0
+    listed = re.findall(r"^\d+\. (.*)$", prompt_of(server.bodies()[0]), re.MULTILINE)
+    assert len(listed) == 8 and all(t.endswith("as shown below") for t in listed[:8])

@@ -94,6 +94,7 @@ class MachineInstruction(Record):
     id: str
     instruction: str
     most_similar: list[Similar] = []
+    mean_similarity: float | None = None  # mean ROUGE-L against the pool (None: older pools)
     request: str
     round: int
 

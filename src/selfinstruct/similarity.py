@@ -36,6 +36,7 @@ _BLOCK = 4096  # dedup decides this many texts per vectorized step
 _SCAN = 1024  # pools up to this size are simply scanned: cheaper than the prefix filter
 _FIRST = 12  # top-k queries first score about _FIRST * (k + 2) texts with the best bounds
 _SAMPLE = 2048  # ratios sampled to find where the first level starts
+_MEAN_SAMPLE = 1024  # stage 1's mean similarity is exact up to this pool size, sampled above
 _SLACK = 1 + 1e-6  # covers float32 rounding: 2 * ratio * _SLACK bounds the exact F from above
 
 Seq: TypeAlias = str | list[int]
@@ -178,6 +179,20 @@ class Screen:
             return None
         best = int(np.argmax(scores))  # ids ascend: the lowest index wins a tie
         return (float(scores[best]), int(ids[best])) if scores[best] > index.threshold else None
+
+    def mean_similarity(self, j: int) -> float:
+        """Mean F of the j-th text against the pool as it is now: exact up to _MEAN_SAMPLE texts,
+        else over _MEAN_SAMPLE texts spread evenly across the pool (bench: within 0.01 at 50K)."""
+        index = self._index
+        size = len(index)
+        seq = index._vocab.encode(self._texts[j], register=False)
+        if not size or not seq:
+            return 0.0
+        if size <= _MEAN_SAMPLE:
+            ids = np.arange(size, dtype=np.int64)
+        else:
+            ids = np.unique(np.linspace(0, size - 1, _MEAN_SAMPLE).astype(np.int64))
+        return float(index._score_ids(seq, ids).mean())
 
     def _since(self, j: int) -> tuple[Ints, Floats]:
         """The texts added after screening and the j-th text's scores against them (scored

@@ -94,13 +94,14 @@ class Generator:
         params.update(self.settings.sampling(self.llm.settings.api))
         if self.llm.settings.api == "completions":
             stop_at = last + 1
-            params["stop"] = [f"\n{stop_at}", f"{stop_at}.", f"{stop_at} ."]
+            # A blank line ends the list too (as in the method's code): rambling costs nothing.
+            params["stop"] = ["\n\n", f"\n{stop_at}", f"{stop_at}.", f"{stop_at} ."]
         return params
 
     def build_round(self, round_no: int) -> Request:
         """The request of one round, sampled from the pool as it stands; nothing is sent."""
         text, first, last = self.prompt(round_no)
-        return self.llm.request(text, self.params(last), sample=round_no, first=first)
+        return self.llm.request(text, self.params(last), sample=round_no, first=first, last=last)
 
     async def one_round(self) -> tuple[Request, Completion | None]:
         req = self.build_round(self.rounds.take("generate.round"))
@@ -109,8 +110,9 @@ class Generator:
     def apply(self, req: Request, completion: Completion, report: GenerateReport) -> None:
         """Parse a response and decide on each candidate; mark the response used."""
         first = int(req.meta["first"])
+        last = int(req.meta.get("last", first + self.settings.new_per_request - 1))
         text = continuation(completion.text, first, self.llm.settings.api)
-        items = parse_numbered(text, first, truncated=completion.finish_reason == "length")
+        items = parse_numbered(text, first, last, truncated=completion.finish_reason == "length")
         before = report.accepted
         screen = self.index.screen(items)  # one pass over the pool for the whole reply
         for i, item in enumerate(items):
@@ -144,11 +146,17 @@ class Generator:
         similar = [
             Similar(instruction=self.index.text(j), score=round(score, 4)) for j, score in top
         ]
+        mean = round(screen.mean_similarity(i), 4)
         self.index.add(text)
         self.machine.append(text)
         self.owner[cid] = key
         record = MachineInstruction(
-            id=cid, instruction=text, most_similar=similar, request=key, round=round_no
+            id=cid,
+            instruction=text,
+            most_similar=similar,
+            mean_similarity=mean,
+            request=key,
+            round=round_no,
         )
         self.accepted_out.append(record)
         report.accepted += 1
@@ -233,7 +241,9 @@ def build_prompt(
     n_seed = min(settings.examples - n_machine, len(seed_texts))
     examples = rng.sample(machine, n_machine) + rng.sample(seed_texts, n_seed)
     rng.shuffle(examples)
-    listing = "\n".join(f"{i}. {' '.join(text.split())}" for i, text in enumerate(examples, 1))
+    # One line each, without a trailing ":" (as the method's prompt builder shows them).
+    shown = (" ".join(text.split()).rstrip(":") for text in examples)
+    listing = "\n".join(f"{i}. {text}" for i, text in enumerate(shown, 1))
     first, last = len(examples) + 1, len(examples) + settings.new_per_request
     text = template.render(
         examples=listing, next=first, last=last, count=len(examples), new=settings.new_per_request
