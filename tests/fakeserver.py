@@ -526,7 +526,7 @@ def _fill(template: str, rng: random.Random) -> str:
 _AN = re.compile(r"\b([Aa]) (?=[aeioAEIO](?!ne)|u(?:rg|nu|nex|pb))")
 
 
-def _seed(*parts: object) -> int:
+def seed_of(*parts: object) -> int:
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
@@ -535,7 +535,7 @@ def default_reply(body: dict[str, Any], salt: int = 0) -> str:
     """A stand-in model for the Self-Instruct prompts; `salt` varies repeated requests."""
     prompt = prompt_text(body)
     chat = "messages" in body
-    rng = random.Random(_seed(body, salt))
+    rng = random.Random(seed_of(body, salt))
     if "Is it classification?" in prompt:
         return classification_answer(prompt, chat=chat)
     start, written = next_number(prompt)
@@ -564,23 +564,35 @@ def _target_task(prompt: str) -> str:
 def classification_answer(prompt: str, *, chat: bool = False) -> str:
     """The answer " Yes" for about 30% of target tasks, " No" otherwise; fixed per task."""
     tail = prompt.rsplit("Is it classification?", 1)[0]
-    answer = "Yes" if _seed(_target_task(tail)) % 10 < 3 else "No"
+    answer = "Yes" if seed_of(_target_task(tail)) % 10 < 3 else "No"
     return answer if chat else " " + answer
 
 
-def _labelled_instances(prompt: str, rng: random.Random) -> str:
-    labels = random.Random(_seed(_target_task(prompt))).choice(V["labels"]).split(" or ")
+def labelled_pairs(prompt: str, rng: random.Random) -> list[tuple[str, str]]:
+    """(input, class label) pairs for an output-first prompt: each label of the task, once or
+    twice."""
+    labels = random.Random(seed_of(_target_task(prompt))).choice(V["labels"]).split(" or ")
     rng.shuffle(labels)
     picks = labels + [rng.choice(labels)] * rng.randint(0, 1)
-    return "".join(
-        f"Class label: {label.capitalize()}\nInput: {_sentence(rng)}\n\n" for label in picks
-    )
+    return [(_sentence(rng), label.capitalize()) for label in picks]
+
+
+def input_output_pairs(rng: random.Random) -> list[tuple[str, str]]:
+    """(input, output) pairs for an input-first prompt."""
+    return [
+        (_sentence(rng), f"{_sentence(rng)} {_sentence(rng)}") for _ in range(rng.randint(2, 3))
+    ]
+
+
+def _labelled_instances(prompt: str, rng: random.Random) -> str:
+    pairs = labelled_pairs(prompt, rng)
+    return "".join(f"Class label: {label}\nInput: {given}\n\n" for given, label in pairs)
 
 
 def _input_output_instances(rng: random.Random) -> str:
     return "".join(
-        f"Example {i}\nInput: {_sentence(rng)}\nOutput: {_sentence(rng)} {_sentence(rng)}\n\n"
-        for i in range(1, rng.randint(2, 3) + 1)
+        f"Example {i}\nInput: {given}\nOutput: {output}\n\n"
+        for i, (given, output) in enumerate(input_output_pairs(rng), 1)
     )
 
 
