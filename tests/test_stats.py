@@ -226,6 +226,48 @@ def test_verb_object_heuristic(instruction: str, verb: str | None, obj: str | No
     assert verb_object(instruction) == (verb, obj)
 
 
+@pytest.mark.parametrize(
+    ("instruction", "verb"),
+    [
+        # A role, a manner or a condition before the comma is skipped like "Given ...,".
+        ("As a chef, suggest a menu for a picnic.", "suggest"),
+        ("As a beginner, how should I start running?", "how"),
+        ("Acting as a travel agent, plan a weekend in Lisbon.", "plan"),
+        ("Pretending to be a pirate, describe your ship.", "describe"),
+        ("Playing the role of a coach, motivate a tired team.", "motivate"),
+        ("Speaking as a historian, explain the fall of Rome.", "explain"),
+        ("Without using a calculator, estimate 19 times 21.", "estimate"),
+        ("Without a calculator, what is 17 times 23?", "what"),
+        ("While keeping the meaning, shorten this sentence.", "shorten"),
+        ("Before answering, restate the question.", "restate"),
+        ("Once you have read the text, summarize it.", "summarize"),
+        ("Unless the list is empty, return its largest item.", "return"),
+        ("Although it is hard, describe your worst day.", "describe"),
+        ("Since the input is a recipe, list its ingredients.", "list"),
+        # Opener words and phrases are skipped with or without a comma.
+        ("Step by step, solve 3x + 2 = 11.", "solve"),
+        ("Step by step explain how a bill becomes law.", "explain"),
+        ("Briefly explain what the Magna Carta was.", "explain"),
+        ("One by one, name the planets.", "name"),
+        ("In short, why do cats purr?", "why"),
+        ("Please, as a tutor, check my answer.", "check"),
+        ("Now if the input is a question, answer it.", "answer"),
+        # Ordinary instructions keep their own first word, even one that looks like an opener.
+        ("Act as a tour guide and describe the old town.", "act"),
+        ("Pretend you are a cat and describe your day.", "pretend"),
+        ("Step through this code and report each variable.", "step"),
+        ("Play the devil's advocate on remote work.", "play"),
+        ("As a chef I need menu ideas", "as"),  # no comma: the opener cannot be told apart
+        ("Classify the text as formal or informal.", "classify"),
+        ("Describe a day without electricity, in the present tense.", "describe"),
+        ("Summarize the passage step by step.", "summarize"),
+        ("Rewrite the email as a pirate would, keeping it short.", "rewrite"),
+    ],
+)
+def test_leading_verb_skips_roles_manners_and_conditions(instruction: str, verb: str) -> None:
+    assert verb_object(instruction)[0] == verb
+
+
 def test_histogram_bins_are_half_open_with_an_open_last_bin() -> None:
     got = histogram([0, 4, 5, 9, 10, 299, 300, 5000], edges=(0, 5, 10, 300))
     assert [(b.lo, b.hi, b.count) for b in got] == [

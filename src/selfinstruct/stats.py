@@ -1,11 +1,12 @@
 """Dataset statistics as in the paper's table and figures: pure functions over pool records.
 
 Leading verbs use a lightweight heuristic, no NLP library: drop leading clauses that open with
-"Given", "If", "For", ... up to their comma, skip openers such as "Please", and take the first
-word as the verb. Its object is the head of the noun phrase after it: skip determiners,
-pronouns, numbers and common adjectives, take up to three words until a function word, a
-stop word or an -ing word, and keep the last ("Write a short cover letter for ..." -> write,
-letter). There is none when a function word comes first ("Explain why ...").
+"Given", "If", "For", "As", "Acting", "Without", ... up to their comma, skip openers such as
+"Please", "Briefly" or "Step by step", and take the first word as the verb. Its object is the
+head of the noun phrase after it: skip determiners, pronouns, numbers and common adjectives,
+take up to three words until a function word, a stop word or an -ing word, and keep the last
+("Write a short cover letter for ..." -> write, letter). There is none when a function word
+comes first ("Explain why ...").
 """
 
 from __future__ import annotations
@@ -39,9 +40,16 @@ def wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-OPENERS = wordset("please kindly now then also first next finally just so and simply")
+OPENERS = wordset(
+    "please kindly now then also first next finally just so and simply briefly quickly carefully"
+)
+# Adverbial phrases skipped like an opener word, with or without a comma after them.
+OPENER_PHRASES = (("step", "by", "step"), ("one", "by", "one"), ("in", "short"), ("in", "brief"))
+# A leading segment that opens with one of these is a clause or a role, not the task's verb:
+# "As a chef, ...", "Acting as a tutor, ...", "Without using a calculator, ...".
 CLAUSE_OPENERS = wordset(
-    "given if for in using based suppose assuming when after with imagine consider"
+    """given if for in using based suppose assuming when after with imagine consider as acting
+    pretending playing speaking without while before once unless although since"""
 )
 NOT_OBJECT_WORDS = wordset(
     """a an the this that these those some any each every all both either another such no
@@ -199,14 +207,22 @@ def verb_object(instruction: str) -> tuple[str | None, str | None]:
 
 def main_clause(instruction: str) -> list[str]:
     """Lower-cased words of the first clause, leading "Given ...," clauses and openers dropped."""
-    segments = [_TOKEN.findall(s) for s in _SEGMENT.split(instruction.lower())]
+    segments = [skip_openers(_TOKEN.findall(s)) for s in _SEGMENT.split(instruction.lower())]
     segments = [s for s in segments if s]
-    while len(segments) > 1 and (
-        segments[0][0] in CLAUSE_OPENERS or all(w in OPENERS for w in segments[0])
-    ):
+    while len(segments) > 1 and segments[0][0] in CLAUSE_OPENERS:
         segments.pop(0)
-    tokens = segments[0] if segments else []
-    return list(dropwhile(lambda w: w in OPENERS, tokens))
+    return segments[0] if segments else []
+
+
+def skip_openers(tokens: list[str]) -> list[str]:
+    """The tokens after any leading opener words and phrases ("Please", "Step by step")."""
+    k = 0
+    while k < len(tokens):
+        phrase = next((p for p in OPENER_PHRASES if tuple(tokens[k : k + len(p)]) == p), ())
+        if not phrase and tokens[k] not in OPENERS:
+            break
+        k += len(phrase) or 1
+    return tokens[k:]
 
 
 def head_noun(tokens: list[str]) -> str | None:
