@@ -58,7 +58,7 @@ class Settings(BaseModel):
 
 
 class GenerateSettings(BaseModel):
-    """Stage 1 knobs; defaults follow the method (METHOD.md)."""
+    """Stage 1 knobs; defaults follow the method (docs/method.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

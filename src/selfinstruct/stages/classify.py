@@ -1,4 +1,4 @@
-"""Stage 2: is each machine instruction a classification task? (METHOD.md, stage 2)."""
+"""Stage 2: is each machine instruction a classification task? (docs/method.md, stage 2)."""
 
 from __future__ import annotations
 

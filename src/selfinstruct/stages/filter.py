@@ -1,4 +1,4 @@
-"""Stage 4: from the pool to the final dataset (METHOD.md, stage 4). No model calls.
+"""Stage 4: from the pool to the final dataset (docs/method.md, stage 4). No model calls.
 
 Instruction rules run in pool order (so every run gives the same result): the stage 1 filters,
 then ROUGE-L novelty against the seeds and every instruction kept before it. Instance rules

@@ -1,4 +1,4 @@
-"""Stage 1: bootstrap new instructions from seeds and the machine pool (METHOD.md, stage 1)."""
+"""Stage 1: bootstrap new instructions from seeds and the machine pool (docs/method.md, stage 1)."""
 
 from __future__ import annotations
 

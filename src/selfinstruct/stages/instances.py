@@ -1,4 +1,4 @@
-"""Stage 3: inputs and outputs for each classified instruction (METHOD.md, stage 3).
+"""Stage 3: inputs and outputs for each classified instruction (docs/method.md, stage 3).
 
 Classification tasks are prompted output-first (a class label, then an input for it), so every
 label gets an input; all other tasks input-first (an input, possibly none, then the output).
