@@ -136,7 +136,9 @@ def read_config_file(path: Path | None) -> FileConfig:
         path = Path(CONFIG_FILE)
         if not path.exists():
             return FileConfig()
-    elif not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file: rename it, or pass --config")
+    if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

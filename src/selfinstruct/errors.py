@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class SelfInstructError(Exception):
     """A failure the user can act on; the CLI prints `Error: <message>`."""
@@ -49,6 +51,40 @@ class CorruptPoolError(SelfInstructError):
     """A pool file is damaged beyond a torn last line; it is left untouched for inspection."""
 
     exit_code = 1
+
+
+MOVE = ", or use another --pool"
+SAVED = " to continue; the pool is saved"
+
+
+class StorageError(SelfInstructError):
+    """The disk refused a read or write (no permission, full, read-only): fix that and re-run.
+
+    What reached the pool before stays as it was: appends are whole lines (a torn one is
+    repaired on the next start) and rewrites are atomic."""
+
+    exit_code = 1
+
+    @classmethod
+    def from_os(cls, e: OSError, pool: object = None) -> StorageError:
+        """Word an OSError: the path, what the disk said, and what to do (about the pool, when
+        it happened inside one)."""
+        what, fix, in_pool = DISK_FIXES.get(e.errno or 0, (e.strerror or str(e), "", ""))
+        where = f"the pool {pool}" if pool is not None else "it"
+        fix = fix.format(where=where) + (in_pool if pool is not None else "")
+        path = e.filename if e.filename is not None else pool
+        return cls(f"{path}: {what}" + (f" - {fix}" if fix else ""))
+
+
+# errno -> (what happened, what to do, what to add inside a pool)
+DISK_FIXES = {
+    errno.EACCES: ("permission denied", "make {where} writable for this user", MOVE),
+    errno.EPERM: ("operation not permitted", "make {where} writable for this user", MOVE),
+    errno.EROFS: ("read-only file system", "remount it read-write", MOVE),
+    errno.ENOSPC: ("no space left on device", "free some space, then re-run", SAVED),
+    errno.EDQUOT: ("disk quota exceeded", "free some space, then re-run", SAVED),
+    errno.EISDIR: ("is a directory", "remove or rename it", ""),
+}
 
 
 class Interrupted(SelfInstructError):

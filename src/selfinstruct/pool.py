@@ -8,6 +8,7 @@ import fcntl
 import gc
 import json
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -17,7 +18,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from selfinstruct.errors import ConfigError, CorruptPoolError, InputError, PoolLockedError
+from selfinstruct.errors import (
+    DISK_FIXES,
+    ConfigError,
+    CorruptPoolError,
+    InputError,
+    PoolLockedError,
+    StorageError,
+)
 from selfinstruct.models import AlpacaSeed, SeedTask
 
 M = TypeVar("M", bound=BaseModel)
@@ -147,16 +155,17 @@ class JsonlAppender:
         self._syncer: threading.Thread | None = None
 
     def append(self, record: BaseModel | dict[str, Any]) -> None:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if isinstance(record, BaseModel):  # pydantic's serializer: ~3x faster than json.dumps
             line = record.model_dump_json().encode()
         else:
             line = json.dumps(record, ensure_ascii=False).encode()
-        os.write(self._fd, line + b"\n")
-        if self._interval == 0:
-            os.fsync(self._fd)
-            return
+        with naming(self.path):
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._fd, line + b"\n")
+            if self._interval == 0:
+                os.fsync(self._fd)
+                return
         self._dirty.set()
         if self._syncer is None:
             self._syncer = threading.Thread(target=self._sync_loop, args=(self._fd,), daemon=True)
@@ -166,7 +175,10 @@ class JsonlAppender:
         while not self._closing.wait(self._interval):
             if self._dirty.is_set():
                 self._dirty.clear()
-                os.fsync(fd)
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    return  # close() syncs again and reports it
 
     def close(self) -> None:
         if self._fd is None:
@@ -175,10 +187,13 @@ class JsonlAppender:
         if self._syncer is not None:
             self._syncer.join()
             self._syncer = None
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        fd, self._fd = self._fd, None
         self._closing.clear()
+        try:
+            with naming(self.path):
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def __enter__(self) -> JsonlAppender:
         return self
@@ -187,14 +202,28 @@ class JsonlAppender:
         self.close()
 
 
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an OSError the path being written: write(2) and fsync errors name none."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace a file in one step, so readers see the old or the new content, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fp:
-        fp.write(text)
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.replace(tmp, path)
+    try:
+        with naming(path), open(tmp, "w", encoding="utf-8") as fp:
+            fp.write(text)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when the write failed (a full disk)
 
 
 @contextlib.contextmanager
@@ -202,7 +231,7 @@ def atomic_jsonl(path: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
     """Write a whole JSONL file that appears only when complete (temp file, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as fp:
+        with naming(path), open(tmp, "wb") as fp:
 
             def write(obj: dict[str, Any]) -> None:
                 fp.write(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
@@ -285,20 +314,45 @@ class Pool:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Pool]:
-        """Create the pool, take its lock and repair torn lines; release on exit."""
+        """Create the pool, take its lock and repair torn lines; release on exit. A disk that
+        refuses a write (no permission, full, read-only) becomes a StorageError naming the path."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(
                 f"cannot create the pool directory {self.root}: {e.strerror}"
             ) from None
-        self.lock.acquire()
+        with self.disk_errors():
+            self.lock.acquire()
+            try:
+                for path in self.jsonl_files():
+                    repair_tail(path)
+                self.check_writable()
+                yield self
+            finally:
+                self.lock.release()
+
+    def check_writable(self) -> None:
+        """Open each file a run appends to for writing (and write nothing), so that a read-only
+        pool fails before any request is paid for."""
+        for path in [*self.jsonl_files(), self.cache]:
+            if path.is_file():
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+
+    @contextlib.contextmanager
+    def disk_errors(self) -> Iterator[None]:
         try:
-            for path in self.jsonl_files():
-                repair_tail(path)
-            yield self
-        finally:
-            self.lock.release()
+            yield
+        except OSError as e:
+            if e.errno not in DISK_FIXES:
+                raise
+            raise StorageError.from_os(e, self.root) from e
+        except sqlite3.OperationalError as e:
+            code = SQLITE_FAULTS.get(str(e))
+            if code is None:
+                raise
+            error = OSError(code, os.strerror(code), str(self.cache))
+            raise StorageError.from_os(error, self.root) from e
 
     def read(self, path: Path, model: type[M]) -> Iterator[M]:
         """Records of one pool file (none if it does not exist yet)."""
@@ -308,6 +362,14 @@ class Pool:
             yield from read_models(path, model)
         except InputError as e:
             raise CorruptPoolError(f"{e} (a damaged pool file: fix or remove that line)") from None
+
+
+# SQLite's words for the disk faults of its own files (it raises no OSError).
+SQLITE_FAULTS = {
+    "database or disk is full": errno.ENOSPC,
+    "attempt to write a readonly database": errno.EACCES,
+    "unable to open database file": errno.EACCES,
+}
 
 
 def load_seeds(path: Path) -> list[SeedTask]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from selfinstruct.config import Settings, read_config_file, resolve
-from selfinstruct.errors import SelfInstructError
+from selfinstruct.errors import DISK_FIXES, SelfInstructError, StorageError
 from selfinstruct.summary import table
 
 app = typer.Typer(
@@ -80,7 +80,12 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except OSError as e:  # outside a pool (one words its own: Pool.disk_errors)
+                if e.errno not in DISK_FIXES or e.filename is None:
+                    raise
+                raise StorageError.from_os(e) from e
         except SelfInstructError as e:
             if os.environ.get("SELFINSTRUCT_RAISE_ERRORS"):
                 raise
