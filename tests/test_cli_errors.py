@@ -92,7 +92,7 @@ def test_a_full_disk_is_one_line_and_the_pool_continues(make_server: MakeServer)
     assert found[1] in pool_files
     assert not list(Path("first").glob(".*.tmp"))  # no half-written run.json left behind
     got = len(Path("first/instructions.jsonl").read_bytes().split(b"\n")) - 1
-    assert 0 < got < 400
+    assert got < 400
     assert Path("rc2").read_text() == "0\n", Path("err2").read_text()
     assert len(lines("second/instructions.jsonl")) == 400  # every line whole after the repair
     assert json.loads(Path("second/run.json").read_text())["stages"]["generate"]
@@ -108,3 +108,110 @@ def test_a_config_file_that_is_a_directory() -> None:
         "Error: selfinstruct.toml is a directory, not a config file: rename it, or pass --config\n"
     )
     assert not Path("data").exists()
+
+
+NEEDS_A_POOL = [
+    ["generate", "-n", "5"],
+    ["classify"],
+    ["instances"],
+    ["filter"],
+    ["run", "-n", "5"],
+    ["status"],
+    ["stats"],
+    ["export", "--format", "alpaca", "--out", "out.jsonl"],
+    ["report"],
+    ["batch", "submit"],
+    ["batch", "collect"],
+    ["batch", "status"],
+    ["batch", "export", "--out", "requests.jsonl"],
+    ["batch", "import", "results.jsonl"],
+]
+
+
+@pytest.mark.parametrize("args", NEEDS_A_POOL, ids=" ".join)
+def test_a_mistyped_pool_is_refused(args: list[str]) -> None:
+    Path("results.jsonl").write_text("")
+    result = invoke(None, *args, "--pool", "nopool")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == "Error: no pool at nopool (create one with --seeds)\n"
+    assert not Path("nopool").exists()
+
+
+def test_a_seed_file_with_a_bom_is_read(make_server: MakeServer) -> None:
+    server = make_server()
+    write_seeds()
+    Path("seeds.jsonl").write_bytes(b"\xef\xbb\xbf" + Path("seeds.jsonl").read_bytes())
+    result = invoke(server, "generate", "--seeds", "seeds.jsonl", "-n", "3", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(lines("data/seeds.jsonl")) == 8 and len(lines("data/instructions.jsonl")) == 3
+
+
+@pytest.mark.parametrize("command", [["generate"], ["run", "-n", "5"], ["batch", "submit"]])
+def test_a_rejected_seed_file_leaves_nothing(command: list[str]) -> None:
+    Path("seeds.jsonl").write_text(
+        '{"instruction": "Say hi.", "output": "hi"}\n{"instruction": x}\n'
+    )
+    Path("a_directory").mkdir()
+    result = invoke(None, *command, "--seeds", "seeds.jsonl")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: seeds.jsonl line 2: invalid JSON: Expecting value (column 17)\n"
+    )
+    result = invoke(None, *command, "--seeds", "a_directory")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: a_directory: is a directory, not a seed file; pass a JSONL file to --seeds\n"
+    )
+    assert not Path("data").exists()
+
+
+def test_status_reads_past_a_torn_last_line(make_server: MakeServer) -> None:
+    server = make_server()
+    write_seeds()
+    assert invoke(server, "generate", "--seeds", "seeds.jsonl", "-n", "5").exit_code == 0
+    with open("data/instructions.jsonl", "ab") as fp:
+        fp.write(b'{"id": "i-12')  # a run killed in the middle of a write
+    result = invoke(None, "status")
+    assert result.exit_code == 0, result.output
+    assert "  generate   5 / - instructions, 0 failed requests" in result.stdout
+    assert result.stdout.endswith(
+        "\n  torn line  data/instructions.jsonl: 12 bytes, left out; repaired on the next write\n"
+    )
+    more = invoke(server, "generate", "-n", "6", "--no-progress")
+    assert more.exit_code == 0 and len(lines("data/instructions.jsonl")) == 6
+    assert "torn line" not in invoke(None, "status").stdout
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            '[generate]\nexamples = "x"\n',
+            "selfinstruct.toml line 3: [generate] setting 'examples': Input should be a valid "
+            "integer, unable to parse string as an integer",
+        ),
+        (
+            "[generate]\nexamples = 2\nmachine_examples = 3\n",
+            "selfinstruct.toml line 4: [generate] setting 'machine_examples': 3 is more than "
+            "examples (2): it is how many of the examples come from the machine pool",
+        ),
+        (
+            "concurrency = 0\n",
+            "selfinstruct.toml line 2: setting 'concurrency': Input should be greater than or "
+            "equal to 1",
+        ),
+    ],
+)
+def test_a_bad_setting_names_file_and_line(config: str, message: str) -> None:
+    write_config(FAST + config)
+    write_seeds()
+    result = invoke(None, "generate", "--seeds", "seeds.jsonl", "--dry-run")
+    assert (result.exit_code, result.stderr) == (2, f"Error: {message}\n")
+
+
+def test_a_bad_flag_names_the_flag() -> None:
+    result = invoke(None, "instances", "--max-instances", "80")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "Error: --max-instances: Input should be less than or equal to 50\n",
+    )

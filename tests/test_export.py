@@ -245,6 +245,8 @@ def test_refuses_to_overwrite_the_dataset() -> None:
 
 
 def test_missing_dataset_says_to_run_filter() -> None:
+    make_pool()
+    Path("data/dataset.jsonl").unlink()
     result = run("export", "--format", "openai", "--out", "x.jsonl")
     assert result.exit_code == 2
     assert result.stderr == (

@@ -188,10 +188,7 @@ def test_stats_before_filter_uses_the_pool() -> None:
 def test_stats_on_a_directory_that_is_not_a_pool() -> None:
     result = run("stats", "--pool", "nowhere")
     assert result.exit_code == 2
-    assert result.stderr == (
-        "Error: nowhere is not a pool (no seeds.jsonl or instructions.jsonl): "
-        "pass --pool DIR, or run `selfinstruct generate` first\n"
-    )
+    assert result.stderr == "Error: no pool at nowhere (create one with --seeds)\n"
 
 
 def test_stats_names_a_damaged_line() -> None:

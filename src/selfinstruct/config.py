@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from selfinstruct.errors import ConfigError
 
@@ -72,6 +82,17 @@ class GenerateSettings(BaseModel):
     max_tokens: int = Field(1024, ge=16)
     blacklist: list[str] | None = None
 
+    @field_validator("machine_examples")
+    @classmethod
+    def _within_examples(cls, value: int, info: ValidationInfo) -> int:
+        examples = info.data.get("examples")
+        if examples is not None and value > examples:
+            raise ValueError(
+                f"{value} is more than examples ({examples}): it is how many of the examples "
+                "come from the machine pool"
+            )
+        return value
+
     def sampling(self, api: str) -> dict[str, float]:
         """The reference decoding for a base model; Alpaca's for chat models."""
         base = (0.7, 0.5, 2.0) if api == "completions" else (1.0, 1.0, 0.0)
@@ -128,6 +149,41 @@ class FileConfig(BaseModel):
     classify: dict[str, Any] = {}
     instances: dict[str, Any] = {}
     filter: dict[str, Any] = {}
+    _path: Path | None = PrivateAttr(None)
+    _text: str = PrivateAttr("")
+
+    def settings(self, model: type[Any], table: str, flags: dict[str, Any] | None = None) -> Any:
+        """`model` from the flags (already merged with env by the CLI), over this file's `table`
+        ("llm": its top level), over the defaults; an error names the flag, or file and line."""
+        flags = {k: v for k, v in (flags or {}).items() if v is not None}
+        try:
+            return model.model_validate({**getattr(self, table), **flags})
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if key.split(".")[0] in flags:
+                raise ConfigError(f"--{key.replace('_', '-')}: {msg}") from None
+            raise ConfigError(f"{self.where(table, key)}setting '{key}': {msg}") from None
+
+    def where(self, table: str, key: str) -> str:
+        """ "FILE line N: [table] " for a key of this file (N when the key is found)."""
+        header = "" if table == "llm" else f"[{table}] "
+        if self._path is None:
+            return header
+        line = key_line(self._text, None if table == "llm" else table, key.split(".")[0])
+        return f"{self._path}{f' line {line}' if line else ''}: {header}"
+
+
+def key_line(text: str, table: str | None, key: str) -> int | None:
+    """The line of `key = ...` in `[table]` (None: before any table) of a TOML text."""
+    current: str | None = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if header := re.match(r"\s*\[\s*([^\]\s]+)\s*\]", line):
+            current = header[1]
+        elif current == table and re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", line):
+            return lineno
+    return None
 
 
 def read_config_file(path: Path | None) -> FileConfig:
@@ -141,12 +197,14 @@ def read_config_file(path: Path | None) -> FileConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     llm = {k: v for k, v in data.items() if not isinstance(v, dict)}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     config: FileConfig = build(FileConfig, {"llm": llm, **tables}, str(path))
+    config._path, config._text = path, text
     return config
 
 

@@ -31,12 +31,32 @@ from selfinstruct.models import AlpacaSeed, SeedTask
 M = TypeVar("M", bound=BaseModel)
 
 
-def raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield (line number, bytes) for each non-blank line."""
+BOM = b"\xef\xbb\xbf"
+
+
+def raw_lines(path: Path, skip_torn: bool = False) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, bytes) for each non-blank line; a UTF-8 BOM (many editors write one)
+    is skipped. `skip_torn` leaves out a last line without its newline (a pool file's torn
+    tail, which the next run that takes the lock repairs)."""
     with open(path, "rb") as fp:
         for lineno, raw in enumerate(fp, start=1):
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            if skip_torn and not raw.endswith(b"\n"):
+                return
             if raw.strip():
                 yield lineno, raw
+
+
+def torn_tail(path: Path) -> int:
+    """Bytes after the last newline of a file: a line torn by an interrupted write, or 0."""
+    with open(path, "rb") as fp:
+        size = fp.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fp.seek(max(0, size - 65536))
+        tail = fp.read()
+    return 0 if tail.endswith(b"\n") else len(tail) - tail.rfind(b"\n") - 1
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -78,14 +98,14 @@ def bulk_load() -> Iterator[None]:
             gc.enable()
 
 
-def read_models(path: Path, model: type[M]) -> Iterator[M]:
+def read_models(path: Path, model: type[M], skip_torn: bool = False) -> Iterator[M]:
     """Read a pool file as validated records; a bad record names file, line and field.
 
     Each line is validated straight from its JSON (pydantic's parser: a 50K pool's three
     files in 0.40 s instead of 0.65); a line that fails goes through json.loads and
     model_validate, which accept the same records and word the error.
     """
-    for lineno, raw in raw_lines(path):
+    for lineno, raw in raw_lines(path, skip_torn):
         try:
             record = model.model_validate_json(raw)
         except ValidationError:
@@ -312,6 +332,10 @@ class Pool:
     def jsonl_files(self) -> list[Path]:
         return sorted(self.root.glob("*.jsonl"))
 
+    def exists(self) -> bool:
+        """Whether a pool was started here (its first run stores the seed tasks)."""
+        return self.seeds.is_file() or self.instructions.is_file()
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[Pool]:
         """Create the pool, take its lock and repair torn lines; release on exit. A disk that
@@ -355,11 +379,12 @@ class Pool:
             raise StorageError.from_os(error, self.root) from e
 
     def read(self, path: Path, model: type[M]) -> Iterator[M]:
-        """Records of one pool file (none if it does not exist yet)."""
+        """Records of one pool file (none if it does not exist yet). A torn last line is left
+        out: the next run that takes the lock cuts it off (`repair_tail`)."""
         if not path.exists():
             return
         try:
-            yield from read_models(path, model)
+            yield from read_models(path, model, skip_torn=True)
         except InputError as e:
             raise CorruptPoolError(f"{e} (a damaged pool file: fix or remove that line)") from None
 
@@ -374,6 +399,8 @@ SQLITE_FAULTS = {
 
 def load_seeds(path: Path) -> list[SeedTask]:
     """Read a seed file in the reference schema or Alpaca style; errors name file, line, field."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a seed file; pass a JSONL file to --seeds")
     if not path.is_file():
         raise InputError(f"{path}: seed file not found")
     seeds: list[SeedTask] = []

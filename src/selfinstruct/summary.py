@@ -97,7 +97,8 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
                      + also(f"concurrency {concurrency_text(c)}"
                             if (c := last.get("concurrency")) else "")),
         ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
-    ]  # fmt: skip
+    ] + [("torn line", f"{path}: {n} bytes, left out; repaired on the next write")
+         for path, n in s["torn"].items()]  # fmt: skip
 
 
 def spent(usage: dict[str, dict[str, Any]], stage: str | None = None) -> str:

@@ -11,8 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from selfinstruct.config import Settings, read_config_file, resolve
-from selfinstruct.errors import DISK_FIXES, SelfInstructError, StorageError
+from selfinstruct.config import Settings, read_config_file
+from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError
+from selfinstruct.pool import Pool, load_seeds
 from selfinstruct.summary import table
 
 app = typer.Typer(
@@ -74,6 +75,17 @@ SeedOpt = Annotated[int | None, typer.Option(help="Random seed for prompt sampli
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def open_pool(path: Path, seeds: Path | None = None) -> Pool:
+    """The pool at `path`. Only a command given --seeds may start one, and it reads the seed
+    file first, so that a mistyped --pool or a rejected seed file leaves nothing behind."""
+    pool = Pool(path)
+    if seeds is not None:
+        load_seeds(seeds)
+    elif not pool.exists():
+        raise ConfigError(f"no pool at {path} (create one with --seeds)")
+    return pool
+
+
 def handle_errors(fn: F) -> F:
     """The one error boundary: SelfInstructError -> `Error: ...` on stderr and its exit code."""
 
@@ -111,8 +123,7 @@ def llm_command(fn: F) -> F:
     def wrapper(**kwargs: Any) -> Any:
         flags = {name: kwargs.pop(name) for name in LLM_OPTIONS}
         config = read_config_file(flags.pop("config"))
-        source = str(flags.get("config") or "selfinstruct.toml")
-        return fn(**kwargs, llm=resolve(Settings, flags, config.llm, source), config=config)
+        return fn(**kwargs, llm=config.settings(Settings, "llm", flags), config=config)
 
     wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
     return handle_errors(wrapper)  # type: ignore[return-value]

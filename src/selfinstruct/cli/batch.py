@@ -17,6 +17,7 @@ from selfinstruct.cli.base import (
     SeedsOpt,
     finish,
     llm_command,
+    open_pool,
 )
 from selfinstruct.config import (
     ClassifySettings,
@@ -24,10 +25,8 @@ from selfinstruct.config import (
     GenerateSettings,
     InstancesSettings,
     Settings,
-    resolve,
 )
 from selfinstruct.errors import ConfigError
-from selfinstruct.pool import Pool
 from selfinstruct.stages.batch import STAGES, BatchJob, BatchReport, advance, collect, submit
 from selfinstruct.stages.batch_offline import export, import_results
 from selfinstruct.stages.batch_remote import batch_status
@@ -51,10 +50,11 @@ def batch_job(
     seed: int | None = None, seeds: Path | None = None, target: int | None = None,
 ) -> BatchJob:  # fmt: skip
     return BatchJob(
-        pool=Pool(pool), llm=llm, stages=stages, prompts=prompts, seeds=seeds, target=target,
-        generate=resolve(GenerateSettings, {}, config.generate, "[generate]"),
-        classify=resolve(ClassifySettings, {}, config.classify, "[classify]"),
-        instances=resolve(InstancesSettings, {}, config.instances, "[instances]"),
+        pool=open_pool(pool, seeds), llm=llm, stages=stages, prompts=prompts, seeds=seeds,
+        target=target,
+        generate=config.settings(GenerateSettings, "generate"),
+        classify=config.settings(ClassifySettings, "classify"),
+        instances=config.settings(InstancesSettings, "instances"),
         seed=random.randrange(2**31) if seed is None else seed,
     )  # fmt: skip
 
@@ -111,7 +111,7 @@ def batch_status_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Each batch's state and request counts (open ones as the server reports them)."""
-    rows = batch_status(Pool(pool), llm)
+    rows = batch_status(open_pool(pool), llm)
     if as_json:
         return typer.echo(json.dumps(rows, indent=2))
     typer.echo(columns(rows) if rows else f"No batches in {pool}.")

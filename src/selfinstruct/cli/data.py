@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli.base import PoolOpt, finish, handle_errors
-from selfinstruct.pool import Pool
+from selfinstruct.cli.base import PoolOpt, finish, handle_errors, open_pool
 
 
 @handle_errors
@@ -19,7 +18,7 @@ def stats_cmd(
     """The paper's dataset statistics for the pool and the final dataset."""
     from selfinstruct.stats import pool_stats, render_text
 
-    stats = pool_stats(Pool(pool))
+    stats = pool_stats(open_pool(pool))
     typer.echo(stats.model_dump_json(indent=2) if as_json else render_text(stats))
 
 
@@ -45,7 +44,7 @@ def export_cmd(
     from selfinstruct.export import ExportJob, export
 
     job = ExportJob(
-        Pool(pool), fmt, out, include_seeds=include_seeds, shuffle=shuffle, seed=seed,
+        open_pool(pool), fmt, out, include_seeds=include_seeds, shuffle=shuffle, seed=seed,
         split=split, system=system, varied_templates=varied_templates,
     )  # fmt: skip
     report = export(job)
@@ -63,6 +62,6 @@ def report_cmd(
     """Write a self-contained HTML report: stats, charts and sample records."""
     from selfinstruct.report import write_report
 
-    result = write_report(Pool(pool), out)
+    result = write_report(open_pool(pool), out)
     samples = f"{result.kept} kept, {result.rejected} rejected"
     finish("report", [("page", str(result.out)), ("samples", samples)], None)

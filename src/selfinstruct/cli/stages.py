@@ -22,6 +22,7 @@ from selfinstruct.cli.base import (
     finish,
     handle_errors,
     llm_command,
+    open_pool,
 )
 from selfinstruct.cli.batch import batch_job, print_batch, run_batch
 from selfinstruct.config import (
@@ -32,7 +33,6 @@ from selfinstruct.config import (
     InstancesSettings,
     Settings,
     read_config_file,
-    resolve,
 )
 from selfinstruct.pool import Pool, load_seeds
 from selfinstruct.prompts import load_template
@@ -74,11 +74,12 @@ def generate_cmd(
     """Stage 1: bootstrap new instructions from the seeds until the pool holds -n of them."""
     job = GenerateJob(
         pool=Pool(pool), seeds=seeds, target=num_instructions, llm=llm, prompts=prompts,
-        stage=resolve(GenerateSettings, {}, config.generate, "[generate]"), progress=progress,
+        stage=config.settings(GenerateSettings, "generate"), progress=progress,
         seed=random.randrange(2**31) if seed is None else seed,
     )  # fmt: skip
     if dry_run:
         return show_dry_run(job)
+    open_pool(pool, seeds)
     if batch:
         plan = batch_job(llm, config, pool, ("generate",), prompts, job.seed, seeds, job.target)
         return print_batch("generate", advance(plan))
@@ -95,8 +96,8 @@ def classify_cmd(
         return print_batch(
             "classify", advance(batch_job(llm, config, pool, ("classify",), prompts))
         )
-    stage = resolve(ClassifySettings, {}, config.classify, "[classify]")
-    report = classify(StageJob(Pool(pool), llm, stage, prompts, progress))
+    stage = config.settings(ClassifySettings, "classify")
+    report = classify(StageJob(open_pool(pool), llm, stage, prompts, progress))
     print_stage("classify", report, ["yes", "no", "unparsed", "retried", "failed"])
 
 
@@ -115,12 +116,12 @@ def instances_cmd(
 ) -> None:
     """Stage 3: write inputs and outputs (output-first for classification tasks)."""
     flags = {"max_instances": max_instances}
-    stage = resolve(InstancesSettings, flags, config.instances, "[instances]")
+    stage = config.settings(InstancesSettings, "instances", flags)
     if batch:
         plan = batch_job(llm, config, pool, ("instances",), prompts)
         plan.instances = stage
         return print_batch("instances", advance(plan))
-    report = instances(StageJob(Pool(pool), llm, stage, prompts, progress))
+    report = instances(StageJob(open_pool(pool), llm, stage, prompts, progress))
     kinds = ["output_first", "input_first", "instances", "no_instances_parsed", "failed"]
     print_stage("instances", report, kinds)
 
@@ -142,8 +143,8 @@ def filter_cmd(
 ) -> None:
     """Stage 4: drop near-duplicates and bad instances; write the final dataset."""
     flags = {"rouge_threshold": rouge_threshold, "max_instances": max_instances}
-    settings = resolve(FilterSettings, flags, read_config_file(config).filter, "[filter]")
-    report = filter_pool(FilterJob(Pool(pool), settings, out, include_seeds))
+    settings = read_config_file(config).settings(FilterSettings, "filter", flags)
+    report = filter_pool(FilterJob(open_pool(pool), settings, out, include_seeds))
     rows = [
         ("instructions", f"{report.tasks} in the pool, {report.tasks_kept} kept with instances"),
         (
@@ -250,14 +251,15 @@ def run_cmd(
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
     if batch:
         plan = batch_job(llm, config, pool, STAGES, prompts, seed, seeds, num_instructions)
-        plan.add, plan.filter = add, resolve(FilterSettings, {}, config.filter, "[filter]")
+        plan.add, plan.filter = add, config.settings(FilterSettings, "filter")
         return run_batch(plan, log_file, quiet)
     job = RunJob(
-        pool=Pool(pool), seeds=seeds, target=num_instructions, add=add, llm=llm, prompts=prompts,
-        generate=resolve(GenerateSettings, {}, config.generate, "[generate]"),
-        classify=resolve(ClassifySettings, {}, config.classify, "[classify]"),
-        instances=resolve(InstancesSettings, {}, config.instances, "[instances]"),
-        filter=resolve(FilterSettings, {}, config.filter, "[filter]"),
+        pool=open_pool(pool, seeds), seeds=seeds, target=num_instructions, add=add, llm=llm,
+        prompts=prompts,
+        generate=config.settings(GenerateSettings, "generate"),
+        classify=config.settings(ClassifySettings, "classify"),
+        instances=config.settings(InstancesSettings, "instances"),
+        filter=config.settings(FilterSettings, "filter"),
         seed=random.randrange(2**31) if seed is None else seed, progress=not quiet,
     )  # fmt: skip
     with Log(log_file, quiet) as log:
@@ -273,7 +275,7 @@ def status_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Progress per stage, failures, tokens and cost, the last run, and who holds the lock."""
-    status = pool_status(Pool(pool))
+    status = pool_status(open_pool(pool))
     if as_json:
         return typer.echo(json.dumps(status, indent=2, default=str))
     typer.echo(table(status_rows(status)))

@@ -13,7 +13,7 @@ from selfinstruct.models import (
     InstanceSet,
     MachineInstruction,
 )
-from selfinstruct.pool import Pool, iter_jsonl
+from selfinstruct.pool import Pool, iter_jsonl, torn_tail
 
 
 def pool_status(pool: Pool) -> dict[str, Any]:
@@ -49,4 +49,6 @@ def pool_status(pool: Pool) -> dict[str, Any]:
         "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
         "last_run": {k: v for k, v in data.get("run", {}).items() if k != "target"} or None,
         "lock": pool.lock.holder(),
+        # torn last lines (left out above; the next run that takes the lock cuts them off)
+        "torn": {str(path): n for path in pool.jsonl_files() if (n := torn_tail(path))},
     }  # fmt: skip
