@@ -69,7 +69,7 @@ def test_a_full_disk_is_one_line_and_the_pool_continues(make_server: MakeServer)
     server = make_server()
     write_seeds()
     Path("full").mkdir()
-    cli = f"OPENAI_API_KEY={KEY} {' '.join(CLI)} generate --pool full/data --no-progress"
+    cli = f"{' '.join(CLI)} generate --pool full/data --no-progress"
     cli += f" --base-url {server.base_url}"
     script = (
         "mount -t tmpfs -o size=200k tmpfs full || exit 99\n"
@@ -79,7 +79,8 @@ def test_a_full_disk_is_one_line_and_the_pool_continues(make_server: MakeServer)
         f"{cli} -n 400 >out2 2>err2; echo $? >rc2\n"
         "cp -a full/data second\n"
     )
-    subprocess.run([*namespace("--user", "--map-root-user", "--mount"), "sh", "-c", script])
+    argv = [*namespace("--user", "--map-root-user", "--mount"), "sh", "-c", script]
+    subprocess.run(argv, env={**os.environ, "OPENAI_API_KEY": KEY})  # the key: never in argv
     assert Path("rc1").read_text() == "1\n"
     err = Path("err1").read_text()
     found = re.fullmatch(
