@@ -161,8 +161,17 @@ class Log:
         if not self.quiet:
             typer.echo(text)
 
-    def finish(self, stage: str, rows: list[tuple[str, str]], stopped: str | None) -> None:
-        self.echo(f"{stage}: " + ("stopped early" if stopped else "done") + "\n" + table(rows))
+    def finish(
+        self,
+        stage: str,
+        rows: list[tuple[str, str]],
+        stopped: str | None,
+        interrupted: SelfInstructError | None = None,
+    ) -> None:
+        heading = "interrupted" if interrupted else "stopped early" if stopped else "done"
+        self.echo(f"{stage}: {heading}\n" + table(rows))
+        if interrupted:
+            raise interrupted  # __exit__ logs it; the CLI's boundary prints it and exits
         if stopped:
             self.write(f"Stopped: {stopped}")
             typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from selfinstruct.cli import batch, data, stages
-from selfinstruct.cli.base import app
+from selfinstruct.cli.base import OFF, app
 
 __all__ = ["app", "main"]
+
+
+def show_version(value: bool) -> None:
+    if value:
+        stages.version_cmd()
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=show_version,
+            is_eager=True,
+            show_default=OFF,
+        ),
+    ] = False,
+) -> None:
+    """The options before any command."""
+
 
 # The commands, in the order --help lists them.
 app.command("generate")(stages.generate_cmd)

@@ -26,53 +26,83 @@ F = TypeVar("F", bound=Callable[..., Any])
 PANEL = "Model and API"
 
 
-def _opt(help: str, **kwargs: Any) -> Any:
-    return typer.Option(help=help, rich_help_panel=PANEL, **kwargs)
+def _opt(help: str, default: str, **kwargs: Any) -> Any:
+    """A model option; `default` is what --help shows (None is resolved later, from the config)."""
+    return typer.Option(help=help, rich_help_panel=PANEL, show_default=default, **kwargs)
 
 
-ConfigOpt = Annotated[Path | None, typer.Option(help="Config file [default: ./selfinstruct.toml].")]
+def _default(name: str) -> str:
+    return str(Settings.model_fields[name].default).removesuffix(".0")
+
+
+OFF = "off"  # shown as the default of a plain flag, which --help otherwise leaves out
+NONE = "none"
+ConfigOpt = Annotated[
+    Path | None, typer.Option(help="Config file.", show_default="./selfinstruct.toml")
+]
 
 # The options of every command that calls a model, added by @llm_command.
 LLM_OPTIONS: dict[str, Any] = {
     "model": Annotated[
-        str | None, _opt("Model name [default: gpt-4o-mini].", envvar="SELFINSTRUCT_MODEL")
+        str | None, _opt("Model name.", _default("model"), envvar="SELFINSTRUCT_MODEL")
     ],
     "base_url": Annotated[
         str | None,
-        _opt("OpenAI-compatible server, e.g. http://localhost:8000/v1.", envvar="OPENAI_BASE_URL"),
+        _opt(
+            "OpenAI-compatible server, e.g. http://localhost:8000/v1.",
+            "OpenAI's API",
+            envvar="OPENAI_BASE_URL",
+        ),
     ],
-    "api_key": Annotated[str | None, _opt("API key.", envvar="OPENAI_API_KEY", show_envvar=True)],
+    "api_key": Annotated[
+        str | None, _opt("API key.", NONE, envvar="OPENAI_API_KEY", show_envvar=True)
+    ],
     "api": Annotated[
         str | None,
-        _opt("chat, or completions for base models [default: chat].", envvar="SELFINSTRUCT_API"),
+        _opt("chat, or completions for base models.", _default("api"), envvar="SELFINSTRUCT_API"),
     ],
-    "concurrency": Annotated[int | None, _opt("Requests in flight [default: 8].")],
-    "timeout": Annotated[float | None, _opt("Request timeout in seconds [default: 60].")],
-    "max_retries": Annotated[int | None, _opt("Retries per request [default: 6].")],
-    "price_in": Annotated[float | None, _opt("USD per million prompt tokens.")],
-    "price_out": Annotated[float | None, _opt("USD per million completion tokens.")],
-    "max_requests": Annotated[int | None, _opt("Stop after this many paid requests.")],
-    "max_cost": Annotated[float | None, _opt("Stop when the cost reaches this many USD.")],
-    "config": Annotated[
-        Path | None, typer.Option(help="Config file [default: ./selfinstruct.toml].")
+    "concurrency": Annotated[int | None, _opt("Requests in flight.", _default("concurrency"))],
+    "timeout": Annotated[float | None, _opt("Request timeout in seconds.", _default("timeout"))],
+    "max_retries": Annotated[int | None, _opt("Retries per request.", _default("max_retries"))],
+    "price_in": Annotated[float | None, _opt("USD per million prompt tokens.", "known models")],
+    "price_out": Annotated[
+        float | None, _opt("USD per million completion tokens.", "known models")
     ],
+    "max_requests": Annotated[int | None, _opt("Stop after this many paid requests.", NONE)],
+    "max_cost": Annotated[float | None, _opt("Stop when the cost reaches this many USD.", NONE)],
+    "config": ConfigOpt,
 }
 PoolOpt = Annotated[
     Path, typer.Option("--pool", help="Pool directory.", envvar="SELFINSTRUCT_POOL")
 ]
-PromptsOpt = Annotated[Path | None, typer.Option(help="Directory of prompt templates to use.")]
-ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar.")]
+PromptsOpt = Annotated[
+    Path | None, typer.Option(help="Directory of prompt templates to use.", show_default="built-in")
+]
+ProgressOpt = Annotated[
+    bool, typer.Option(help="Show a progress bar (plain lines off a terminal).")
+]
 SeedsOpt = Annotated[
-    Path | None, typer.Option(help="Seed tasks (JSONL); needed on a pool's first run.")
+    Path | None,
+    typer.Option(
+        help="Seed tasks (JSONL); needed on a pool's first run.", show_default="the pool's copy"
+    ),
 ]
 TargetOpt = Annotated[
     int, typer.Option("--num-instructions", "-n", min=1, help="Target size of the machine pool.")
 ]
 BatchOpt = Annotated[
-    bool, typer.Option("--batch", help="Batch API: collect what finished, submit what is next.")
+    bool,
+    typer.Option(
+        "--batch", help="Batch API: collect what finished, submit what is next.", show_default=OFF
+    ),
 ]
-SeedOpt = Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+SeedOpt = Annotated[
+    int | None, typer.Option(help="Random seed for prompt sampling.", show_default="random")
+]
+IncludeSeedsOpt = Annotated[
+    bool, typer.Option(help="Add the seed tasks' instances.", show_default=OFF)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.", show_default=OFF)]
 
 
 def open_pool(path: Path, seeds: Path | None = None) -> Pool:
@@ -84,6 +114,10 @@ def open_pool(path: Path, seeds: Path | None = None) -> Pool:
     elif not pool.exists():
         raise ConfigError(f"no pool at {path} (create one with --seeds)")
     return pool
+
+
+def outcome(stopped: str | None, interrupted: SelfInstructError | None) -> str:
+    return "interrupted" if interrupted else "stopped early" if stopped else "done"
 
 
 def handle_errors(fn: F) -> F:
@@ -129,9 +163,17 @@ def llm_command(fn: F) -> F:
     return handle_errors(wrapper)  # type: ignore[return-value]
 
 
-def finish(stage: str, rows: list[tuple[str, str]], stopped: str | None) -> None:
-    typer.echo(f"{stage}: " + ("stopped early" if stopped else "done"))
+def finish(
+    stage: str,
+    rows: list[tuple[str, str]],
+    stopped: str | None,
+    interrupted: SelfInstructError | None = None,
+) -> None:
+    """The summary table; then a signal's exit (the boundary words it) or a cap's (exit 3)."""
+    typer.echo(f"{stage}: " + outcome(stopped, interrupted))
     typer.echo(table(rows))
+    if interrupted:
+        raise interrupted
     if stopped:
         typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)
         raise typer.Exit(3)

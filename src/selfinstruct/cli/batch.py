@@ -41,7 +41,9 @@ StageOpt = Annotated[
 ]
 BatchTargetOpt = Annotated[
     int | None,
-    typer.Option("--num-instructions", "-n", min=1, help="Stage 1's target (else the saved one)."),
+    typer.Option(
+        "--num-instructions", "-n", min=1, help="Stage 1's target.", show_default="the saved one"
+    ),
 ]
 
 

@@ -7,13 +7,23 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli.base import PoolOpt, finish, handle_errors, open_pool
+from selfinstruct.cli.base import (
+    NONE,
+    OFF,
+    IncludeSeedsOpt,
+    PoolOpt,
+    finish,
+    handle_errors,
+    open_pool,
+)
 
 
 @handle_errors
 def stats_cmd(
     pool: PoolOpt = Path("data"),
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document.", show_default=OFF)
+    ] = False,
 ) -> None:
     """The paper's dataset statistics for the pool and the final dataset."""
     from selfinstruct.stats import pool_stats, render_text
@@ -29,15 +39,23 @@ def export_cmd(
     ],
     out: Annotated[Path, typer.Option(help="Output file (one per split with --split).")],
     pool: PoolOpt = Path("data"),
-    include_seeds: Annotated[bool, typer.Option(help="Add the seed tasks' instances.")] = False,
-    shuffle: Annotated[bool, typer.Option(help="Shuffle the records (with --seed).")] = False,
+    include_seeds: IncludeSeedsOpt = False,
+    shuffle: Annotated[
+        bool, typer.Option(help="Shuffle the records (with --seed).", show_default=OFF)
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for --shuffle and --varied-templates.")] = 0,
     split: Annotated[
-        str | None, typer.Option(help="e.g. train=0.95,validation=0.05 (sums to 1).")
+        str | None,
+        typer.Option(help="e.g. train=0.95,validation=0.05 (sums to 1).", show_default=NONE),
     ] = None,
-    system: Annotated[str | None, typer.Option(help="System message (openai).")] = None,
+    system: Annotated[
+        str | None, typer.Option(help="System message (openai).", show_default=NONE)
+    ] = None,
     varied_templates: Annotated[
-        bool, typer.Option(help="Vary the prompt wording per record (prompt-completion).")
+        bool,
+        typer.Option(
+            help="Vary the prompt wording per record (prompt-completion).", show_default=OFF
+        ),
     ] = False,
 ) -> None:
     """Write the final dataset in a fine-tuning format."""

@@ -11,12 +11,16 @@ import typer
 
 from selfinstruct import __version__
 from selfinstruct.cli.base import (
+    NONE,
+    OFF,
     BatchOpt,
     ConfigOpt,
+    IncludeSeedsOpt,
     JsonOpt,
     PoolOpt,
     ProgressOpt,
     PromptsOpt,
+    SeedOpt,
     SeedsOpt,
     TargetOpt,
     finish,
@@ -63,10 +67,10 @@ def generate_cmd(
     seeds: SeedsOpt = None,
     num_instructions: TargetOpt = 100,
     pool: PoolOpt = Path("data"),
-    seed: Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")] = None,
+    seed: SeedOpt = None,
     prompts: PromptsOpt = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Show settings and a prompt; send nothing.")
+        bool, typer.Option(help="Show settings and a prompt; send nothing.", show_default=OFF)
     ] = False,
     progress: ProgressOpt = True,
     batch: BatchOpt = False,
@@ -108,7 +112,9 @@ def instances_cmd(
     pool: PoolOpt = Path("data"),
     max_instances: Annotated[
         int | None,
-        typer.Option(help="Examples a completions reply may hold before it stops [default: 5]."),
+        typer.Option(
+            help="Examples a completions reply may hold before it stops.", show_default="5"
+        ),
     ] = None,
     prompts: PromptsOpt = None,
     progress: ProgressOpt = True,
@@ -130,14 +136,14 @@ def instances_cmd(
 def filter_cmd(
     pool: PoolOpt = Path("data"),
     out: Annotated[
-        Path | None, typer.Option(help="Dataset file [default: POOL/dataset.jsonl].")
+        Path | None, typer.Option(help="Dataset file.", show_default="POOL/dataset.jsonl")
     ] = None,
-    include_seeds: Annotated[bool, typer.Option(help="Add the seed tasks' instances.")] = False,
+    include_seeds: IncludeSeedsOpt = False,
     rouge_threshold: Annotated[
-        float | None, typer.Option(help="Drop above this ROUGE-L [default: 0.7].")
+        float | None, typer.Option(help="Drop above this ROUGE-L.", show_default="0.7")
     ] = None,
     max_instances: Annotated[
-        int | None, typer.Option(help="Instances per task [default: 5].")
+        int | None, typer.Option(help="Instances per task.", show_default="5")
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -167,8 +173,12 @@ def dedup_cmd(
     threshold: Annotated[
         float, typer.Option(min=0, max=1, help="Drop above this ROUGE-L F.")
     ] = 0.7,
-    rejected: Annotated[Path | None, typer.Option(help="Write dropped records here.")] = None,
-    against: Annotated[Path | None, typer.Option(help="Also compare with this set.")] = None,
+    rejected: Annotated[
+        Path | None, typer.Option(help="Write dropped records here.", show_default=NONE)
+    ] = None,
+    against: Annotated[
+        Path | None, typer.Option(help="Also compare with this set.", show_default=NONE)
+    ] = None,
 ) -> None:
     """Drop near-duplicate records (ROUGE-L F > threshold against an earlier kept one)."""
     report = dedup_file(src, out, field, threshold, rejected, against)
@@ -193,7 +203,7 @@ def show_dry_run(job: GenerateJob) -> None:
 
 
 def print_generate(report: GenerateReport, job: GenerateJob) -> None:
-    if report.accepted == 0 and report.before >= report.target:
+    if report.accepted == 0 and report.before >= report.target and not report.interrupted:
         typer.echo(
             f"Nothing to do: {job.pool.root} already holds {report.before} machine instructions "
             f"(target {report.target}). Raise --num-instructions to add more."
@@ -206,7 +216,7 @@ def print_generate(report: GenerateReport, job: GenerateJob) -> None:
         *reason_rows(report.rejected),
         ("elapsed", f"{report.elapsed:.1f}s"),
     ]
-    finish("generate", rows + usage_rows(report.usage), report.stopped)
+    finish("generate", rows + usage_rows(report.usage), report.stopped, report.interrupted)
 
 
 def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
@@ -222,12 +232,13 @@ def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
             f"Nothing to do: all {report.done_before} instructions already have {stage} results."
         )
         return
-    rows = [("pending", str(report.pending))]
+    earlier = f"{report.done_before} done by earlier runs"
+    rows = [("this run", f"{report.pending} instructions ({earlier})")]
     rows += [(key.replace("_", " "), str(report.counts[key])) for key in keys]
     if parked:
         rows.append(parked_row(parked))
     rows += [("elapsed", f"{report.elapsed:.1f}s")]
-    finish(stage, rows + usage_rows(report.usage), report.stopped)
+    finish(stage, rows + usage_rows(report.usage), report.stopped, report.interrupted)
 
 
 @llm_command
@@ -236,16 +247,23 @@ def run_cmd(
     config: FileConfig,
     seeds: SeedsOpt = None,
     num_instructions: Annotated[
-        int | None, typer.Option("--num-instructions", "-n", min=1, help="Set the target.")
+        int | None,
+        typer.Option(
+            "--num-instructions", "-n", min=1, help="Set the target.", show_default="the saved one"
+        ),
     ] = None,
-    add: Annotated[int | None, typer.Option(min=1, help="Grow the saved target by K.")] = None,
+    add: Annotated[
+        int | None, typer.Option(min=1, help="Grow the saved target by K.", show_default=NONE)
+    ] = None,
     pool: PoolOpt = Path("data"),
-    seed: Annotated[int | None, typer.Option(help="Random seed for prompt sampling.")] = None,
+    seed: SeedOpt = None,
     prompts: PromptsOpt = None,
     log_file: Annotated[
-        Path | None, typer.Option(help="Append the summary and errors here.")
+        Path | None, typer.Option(help="Append the summary and errors here.", show_default=NONE)
     ] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar or summary (errors still).")] = False,
+    quiet: Annotated[
+        bool, typer.Option(help="No progress or summary (errors still).", show_default=OFF)
+    ] = False,
     batch: BatchOpt = False,
 ) -> None:
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
@@ -266,7 +284,7 @@ def run_cmd(
         report = run_pipeline(job)
         if report.nothing_to_do:
             return log.echo(f"Nothing to do: {pool} is at its target of {report.target}.")
-        log.finish("run", run_rows(report), report.stopped)
+        log.finish("run", run_rows(report), report.stopped, report.interrupted)
 
 
 @handle_errors

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from tqdm import tqdm
-
 from selfinstruct import manifest, transport
 from selfinstruct.batchfiles import open_keys
 from selfinstruct.cache import RequestCache
@@ -23,6 +21,7 @@ from selfinstruct.config import Settings
 from selfinstruct.errors import BudgetExhausted, Interrupted
 from selfinstruct.llm import LLM, Request, Usage
 from selfinstruct.pool import JsonlAppender, Pool
+from selfinstruct.progress import progress
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,6 +37,7 @@ class StageReport:
     stopped: str | None = None
     elapsed: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
 
     def summary(self) -> tuple[str | None, dict[str, Any]]:
         counters = {"pending": self.pending, "done_before": self.done_before, **self.counts}
@@ -248,8 +248,12 @@ def run_worker(
     worker.report.pending = len(pending)
     if not pending:
         return worker.report
-    with tqdm(total=len(pending), unit="instr", disable=not job.progress) as bar, worker.out:
+    bar = progress(llm.stage, len(pending), 0, "instr", job.progress)
+    with bar, worker.out:
         worker.on_done = lambda record: bar.update(1)
         window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
-        run_recorded(job.pool, llm, entry, timed(worker.report, window), worker.report.summary)
+        try:
+            run_recorded(job.pool, llm, entry, timed(worker.report, window), worker.report.summary)
+        except Interrupted as e:
+            worker.report.interrupted = e
     return worker.report

@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from selfinstruct.cache import Completion, Counters
 from selfinstruct.config import GenerateSettings, Settings
-from selfinstruct.errors import SelfInstructError
+from selfinstruct.errors import Interrupted, SelfInstructError
 from selfinstruct.filters import BLACKLIST, InstructionFilter
 from selfinstruct.llm import LLM, Request, Usage
 from selfinstruct.models import (
@@ -27,6 +25,7 @@ from selfinstruct.models import (
 )
 from selfinstruct.parsing import continuation, parse_numbered
 from selfinstruct.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
+from selfinstruct.progress import progress
 from selfinstruct.prompts import Template, load_template
 from selfinstruct.similarity import RougeIndex, Screen
 from selfinstruct.stages.base import llm_session, map_window, run_recorded
@@ -46,6 +45,7 @@ class GenerateReport:
     stopped: str | None = None
     elapsed: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
 
     @property
     def total(self) -> int:
@@ -287,10 +287,14 @@ def generate(job: GenerateJob) -> GenerateReport:
                 "target": job.target,
                 "prompts": {template.name: template.sha256},
             }
-            bar = tqdm(total=job.target, initial=have, unit="instr", disable=not job.progress)
+            bar = progress("generate", job.target, have, "instr", job.progress)
             gen.on_accept = lambda record: bar.update(1)
             with bar:
-                return run_recorded(pool, llm, entry, gen.run(job.target), gen.summary)
+                try:
+                    return run_recorded(pool, llm, entry, gen.run(job.target), gen.summary)
+                except Interrupted as e:
+                    gen.report.interrupted = e
+                    return gen.report
 
 
 def sample_prompt(

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tqdm import tqdm
-
 from selfinstruct import manifest, transport
 from selfinstruct.batchfiles import open_keys
 from selfinstruct.cache import RequestCache
@@ -27,11 +25,12 @@ from selfinstruct.config import (
     InstancesSettings,
     Settings,
 )
-from selfinstruct.errors import BudgetExhausted, ConfigError
+from selfinstruct.errors import BudgetExhausted, ConfigError, Interrupted
 from selfinstruct.flow import Flow
 from selfinstruct.llm import LLM
 from selfinstruct.models import Classification, InstanceSet, MachineInstruction
 from selfinstruct.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
+from selfinstruct.progress import Progress, progress
 from selfinstruct.prompts import load_template
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async
 from selfinstruct.stages.classify import Classifier
@@ -70,6 +69,7 @@ class RunReport:
     elapsed: float = 0.0
     usage: dict[str, Any] = field(default_factory=dict)
     concurrency: dict[str, int] = field(default_factory=dict)
+    interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
 
 
 def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -> int:
@@ -142,18 +142,28 @@ class Pipeline:
             self.to_classify.put_nowait(rec)
         for c in leave_to_batches(reserved, work.to_instances, self.ins.build, self.ins.report):
             self.to_instances.put_nowait(c)
+        # The bar counts steps, three an instruction (an unparsed classification gets no
+        # instances: its third step is done with the second), so it ends when stage 3 does.
+        self.steps = 3 * len(work.machine) - 2 * len(work.to_classify) - len(work.to_instances)
+        self.done = {"generated": 0, "classified": 0, "with instances": 0}
 
-    async def run(self, target: int, bar: tqdm) -> GenerateReport:
+    def step(self, bar: Progress, stage: str, steps: int = 1) -> None:
+        self.done[stage] += 1
+        bar.set_postfix_str(", ".join(f"+{n} {what}" for what, n in self.done.items()), False)
+        bar.update(steps)
+
+    async def run(self, target: int, bar: Progress) -> GenerateReport:
         def accepted(record: MachineInstruction) -> None:
             self.to_classify.put_nowait(record)
-            bar.update(1)
+            self.step(bar, "generated")
 
         def classified(record: Classification) -> None:
             if record.is_classification is not None:
                 self.to_instances.put_nowait(record)
-            bar.set_postfix(classified=sum(self.cls.report.counts.values()))
+            self.step(bar, "classified", 1 if record.is_classification is not None else 2)
 
         self.gen.on_accept, self.cls.on_done = accepted, classified
+        self.ins.on_done = lambda record: self.step(bar, "with instances")
         width = self.job.llm.concurrency
         classify = [
             asyncio.ensure_future(self.worker(self.to_classify, self.cls.ask, self.cls.record))
@@ -237,10 +247,16 @@ def run_pipeline(job: RunJob) -> RunReport:
 def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunReport:
     started, stamp = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     outcome = "error"
-    bar = tqdm(total=report.target, initial=have, unit="instr", disable=not job.progress)
+    total = 3 * max(report.target, have)
+    bar = progress("run", total, pipe.steps, "steps", job.progress)
     try:
         with bar:
-            report.generate = run_async(pipe.run(report.target, bar))
+            try:
+                report.generate = run_async(pipe.run(report.target, bar))
+            except Interrupted as e:
+                report.generate, report.interrupted = pipe.gen.report, e
+                outcome = f"error: {e}"
+                return report
         report.stopped = report.generate.stopped or pipe.stopped
         if report.stopped is None:
             report.filter = write_dataset(FilterJob(job.pool, job.filter))
