@@ -50,8 +50,10 @@ def _refuse(address: Any) -> OSError:
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only loopback and AF_UNIX connections: a test that reaches the internet is a bug."""
+    """Only loopback and AF_UNIX connections: a test that reaches the internet is a bug. Other
+    host names do not resolve (no DNS query leaves the machine), as `.invalid` never does."""
     real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
     real_connect_ex = socket.socket.connect_ex
     real_create_connection = socket.create_connection
 
@@ -70,7 +72,13 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
             raise _refuse(address)
         return real_create_connection(address, *args, **kwargs)
 
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not _is_local((host, port)):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
     monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "create_connection", create_connection)
 

@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -17,6 +18,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from selfinstruct.errors import ConfigError
 
@@ -55,6 +57,24 @@ class Settings(BaseModel):
         description="the openai client in a worker process and cache commits on a thread; "
         "auto: at concurrency >= 64",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        """Anything but an http(s) URL would be retried as a connection error for minutes."""
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. an unclosed [ of an IPv6 address
+            ok = False
+        if not ok:
+            message = (
+                f"{url!r} is not an http(s) URL; pass e.g. --base-url http://localhost:8000/v1"
+            )
+            raise PydanticCustomError("base_url", message)
+        return url
 
     def secret(self) -> str:
         """The API key itself, "" when none is set: for the client and for redaction only."""

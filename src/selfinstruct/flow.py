@@ -13,6 +13,11 @@ from selfinstruct.errors import FatalAPIError
 
 MIN_COOLDOWN = 0.05  # a burst of 429s from one window of requests halves the limit once
 LATENCY_FACTOR = 4.0  # a latency EWMA this many times its lowest means the server is queueing
+UNREACHABLE_SECONDS = 5.0  # a server never reached in this run: refused or unknown for this long
+HINTS = {
+    "connection refused": "is the server running? Start it or fix --base-url",
+    "name not resolved": "check the host name in --base-url",
+}
 
 
 class AdaptiveLimit:
@@ -94,21 +99,33 @@ class AdaptiveLimit:
 
 
 class Breaker:
-    """Stops the run when every attempt has failed for `max_failures` tries or `max_seconds`."""
+    """Stops the run when every attempt has failed for `max_failures` tries or `max_seconds`,
+    or within `UNREACHABLE_SECONDS` when no attempt of the run has reached the server."""
 
     def __init__(self, max_failures: int, max_seconds: float) -> None:
         self.max_failures, self.max_seconds = max_failures, max_seconds
         self.failures = 0
+        self.reached = False  # some attempt got an answer (or at least a connection)
         self._since: float | None = None
 
     def succeeded(self) -> None:
-        self.failures, self._since = 0, None
+        self.failures, self._since, self.reached = 0, None, True
 
-    def failed(self, error: str, where: str) -> None:
+    def failed(self, error: str, where: str, unreachable: str | None = None) -> None:
+        """Count a failed try; `unreachable` says why it never reached a server, if it did not."""
         self.failures += 1
+        self.reached = self.reached or unreachable is None
         now = time.monotonic()
         self._since = self._since if self._since is not None else now
-        if self.failures >= self.max_failures or now - self._since >= self.max_seconds:
+        tripped = self.failures >= self.max_failures or now - self._since >= self.max_seconds
+        if unreachable is not None and not self.reached:
+            if tripped or now - self._since >= UNREACHABLE_SECONDS:
+                raise FatalAPIError(
+                    f"cannot reach {where}: {error}, {self.failures} tries over "
+                    f"{now - self._since:.0f}s; {HINTS[unreachable]}"
+                )
+            return
+        if tripped:
             raise FatalAPIError(
                 f"{self.failures} consecutive failures over {now - self._since:.0f}s, the last "
                 f"{error} from {where}; the pool is saved, re-run to continue"

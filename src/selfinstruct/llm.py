@@ -43,6 +43,9 @@ RETRYABLE = (
 )
 FATAL = {401: "the API key", 403: "the API key's permissions", 404: "--model and --base-url"}
 MAX_RETRY_AFTER = 120.0
+# While no request of the run has reached the server, a refused connection or an unknown host
+# is retried at this pace: the breaker decides within seconds (flow.UNREACHABLE_SECONDS).
+UNREACHED_DELAY = 1.0
 # Later stages first when requests wait for a slot: work in progress drains before new work.
 PRIORITY = {"generate": 0, "classify": 1, "instances": 2}
 
@@ -187,7 +190,7 @@ class LLM:
         self.usage.errors[name] = self.usage.errors.get(name, 0) + 1
         if isinstance(error, (openai.RateLimitError, openai.APITimeoutError)):
             self.flow.limit.cut()
-        self.flow.breaker.failed(self.redact(name), self.base_url)
+        self.flow.breaker.failed(self.redact(name), self.base_url, transport.unreachable(error))
 
     async def _send(self, req: Request) -> Completion:
         path = "/chat/completions" if self.settings.api == "chat" else "/completions"
@@ -196,6 +199,8 @@ class LLM:
     def _delay(self, error: BaseException, attempt: int) -> float:
         """Exponential backoff with jitter, or longer when the server's Retry-After says so."""
         ceiling = min(self.settings.retry_backoff * 2**attempt, MAX_RETRY_AFTER)
+        if not self.flow.breaker.reached and transport.unreachable(error):
+            ceiling = min(ceiling, UNREACHED_DELAY)
         backoff = random.uniform(ceiling / 2, ceiling)
         hinted = retry_after(error)
         return backoff if hinted is None else min(max(hinted, backoff), MAX_RETRY_AFTER)
@@ -276,11 +281,12 @@ def retry_after(error: BaseException) -> float | None:
 
 
 def describe(error: BaseException) -> str:
-    """ "503 Service Unavailable", "APITimeoutError", ..."""
+    """ "503 Service Unavailable", "APITimeoutError", "APIConnectionError (connection refused)"."""
     response = getattr(error, "response", None)
     if isinstance(error, openai.APIStatusError) and response is not None:
         return f"{error.status_code} {response.reason_phrase}".strip()
-    return type(error).__name__
+    why = transport.unreachable(error)
+    return type(error).__name__ + (f" ({why})" if why else "")
 
 
 def server_message(error: openai.APIStatusError) -> str:

@@ -24,6 +24,7 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2  # openai's HTTP library: its exceptions carry these requests and responses
@@ -40,6 +41,11 @@ class MalformedReply(ValueError):
 CONNECTIONS_PER_CLIENT = 16
 WORKER_MIN_CONCURRENCY = 64  # http_worker = "auto": below this, one process keeps up
 FRAME = struct.Struct("!I")
+# Why a request never reached a server, as the CLI words it, and the OS error behind it.
+UNREACHABLE: dict[str, type[OSError]] = {
+    "connection refused": ConnectionRefusedError,
+    "name not resolved": socket.gaierror,
+}
 STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
     400: openai.BadRequestError,
     401: openai.AuthenticationError,
@@ -86,7 +92,14 @@ class Clients:
         typed methods re-walk the request and build models, about 1.3 ms of CPU a request."""
         # cast_to=dict, not dict[str, Any]: the openai client's issubclass check on a generic
         # alias raises TypeError on Python 3.10.
-        return await next(self._turn).post(path, body=body, cast_to=dict)
+        try:
+            return await next(self._turn).post(path, body=body, cast_to=dict)
+        except openai.APITimeoutError as e:
+            if not failed_to_connect(e):
+                raise
+            # The aiohttp bridge maps every aiohttp.ClientConnectionError (a refused connection,
+            # an unknown host) to httpx's ConnectTimeout, which the client reports as a timeout.
+            raise openai.APIConnectionError(message=str(e.__cause__), request=e.request) from e
 
     async def aclose(self) -> None:
         for client in self.pool:
@@ -203,6 +216,30 @@ class WireClients:
                 self._worker.wait()
 
 
+def chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and what caused it, down to the OS error."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def failed_to_connect(error: BaseException) -> bool:
+    """Whether an OS error other than a timeout stopped the request (refused, reset, no host)."""
+    return any(isinstance(e, OSError) and not isinstance(e, TimeoutError) for e in chain(error))
+
+
+def unreachable(error: BaseException) -> str | None:
+    """ "connection refused" or "name not resolved" when the request never reached a server."""
+    for cause in chain(error):
+        for why, kind in UNREACHABLE.items():
+            if isinstance(cause, kind):
+                return why
+    return None
+
+
 def frame(message: dict[str, Any]) -> bytes:
     data = json.dumps(message).encode()
     return FRAME.pack(len(data)) + data
@@ -226,7 +263,9 @@ def unpack(message: dict[str, Any], url: str) -> Any:
     if kind == "timeout":
         raise openai.APITimeoutError(request=request)
     if kind == "connection":
-        raise openai.APIConnectionError(message=text, request=request)
+        why = message.get("cause")
+        cause = UNREACHABLE[why](why) if why in UNREACHABLE else None
+        raise openai.APIConnectionError(message=text, request=request) from cause
     if kind != "status":
         raise MalformedReply(text)
     status, raw = int(message["status"]), message["body"]
@@ -282,7 +321,7 @@ async def attempt(clients: Clients, path: str, body: dict[str, Any]) -> dict[str
     except openai.APITimeoutError:
         return {"error": "timeout"}
     except openai.APIConnectionError as e:
-        return {"error": "connection", "message": str(e)}
+        return {"error": "connection", "message": str(e), "cause": unreachable(e)}
     except Exception as e:  # a reply that is not JSON, or not what the client expects
         return {"error": "malformed", "message": f"{type(e).__name__}: {e}"}
 
