@@ -68,6 +68,7 @@ class Recorded:
     arrived: float = field(default_factory=time.monotonic)
     answered: float | None = None  # when the whole reply was written (time.monotonic)
     raw: bytes = field(default=b"", repr=False)  # the body as sent (a multipart upload)
+    usage: dict[str, int] | None = None  # the tokens billed in the reply, if one was sent
 
 
 # ---------------------------------------------------------------------------
@@ -681,6 +682,8 @@ class _Handler(BaseHTTPRequestHandler):
     def send(self, record: Recorded, status: int, payload: Any, extra: dict[str, str]) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         record.status = status
+        if isinstance(payload, dict) and isinstance(payload.get("usage"), dict):
+            record.usage = payload["usage"]
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

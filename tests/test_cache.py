@@ -17,7 +17,7 @@ def test_a_reply_written_off_the_loop_is_readable_once_awaited(tmp_path: Path) -
     cache = RequestCache(tmp_path / "cache.sqlite", writer_thread=True)
 
     async def store_then_read(i: int) -> Completion | None:
-        await cache.aput(f"k{i}", "classify", {"body": {"n": i}}, reply(i))
+        await cache.aput(f"k{i}", "classify", {"body": {"n": i}}, reply(i), 0.0)
         return cache.get(f"k{i}")  # the loop's own connection sees the writer's commit
 
     async def main() -> list[Completion | None]:
@@ -31,7 +31,7 @@ def test_close_waits_for_every_write_handed_over(tmp_path: Path) -> None:
     cache = RequestCache(tmp_path / "cache.sqlite", writer_thread=True)
 
     async def main() -> None:
-        writes = [asyncio.ensure_future(cache.aput(f"k{i}", "instances", {}, reply(i)))
+        writes = [asyncio.ensure_future(cache.aput(f"k{i}", "instances", {}, reply(i), None))
                   for i in range(300)]  # fmt: skip
         await asyncio.sleep(0)  # handed to the writer thread, not awaited
         for w in writes:

@@ -33,10 +33,9 @@ STAGE_MAX_TOKENS = {  # the defaults, which tell the stages' requests apart
 
 
 def totals() -> dict[str, dict[str, Any]]:
-    """Per stage, the usage totals that run.json has accumulated so far."""
-    path = Path("data/run.json")
-    stages = json.loads(path.read_text())["stages"] if path.exists() else {}
-    return {stage: entry.get("totals", {}) for stage, entry in stages.items()}
+    """Per stage, the usage totals so far (`status`: run.json and the cache's spend journal)."""
+    argv = [sys.executable, "-m", "selfinstruct", "status", "--json"]
+    return dict(json.loads(subprocess.run(argv, capture_output=True, text=True).stdout)["usage"])
 
 
 def records(path: Path) -> list[dict[str, Any]]:

@@ -1,4 +1,9 @@
-"""The request cache: every response received is stored before it is used, so none is paid twice."""
+"""The request cache: every response received is stored before it is used, so none is paid twice.
+
+Each response is stored with a row of the `spend` journal in the same transaction: what it cost
+(tokens, USD at the run's prices). The journal is the durable record of what a pool paid, even
+for runs killed before they could write run.json (manifest.py folds it into the totals).
+"""
 
 from __future__ import annotations
 
@@ -53,23 +58,28 @@ class RequestCache:
         row = self.db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
         return Completion(**json.loads(row[0])) if row else None
 
-    def put(self, key: str, stage: str, request: dict[str, Any], completion: Completion) -> None:
-        insert(self.db, row(key, stage, request, completion))
+    def put(
+        self, key: str, stage: str, request: dict[str, Any], completion: Completion,
+        cost: float | None, batched: bool = False,
+    ) -> None:  # fmt: skip
+        """Store a paid response and what it cost (None: unknown prices) in one transaction."""
+        insert(self.db, row(key, stage, request, completion, cost, batched))
 
     async def aput(
-        self, key: str, stage: str, request: dict[str, Any], completion: Completion
-    ) -> None:
+        self, key: str, stage: str, request: dict[str, Any], completion: Completion,
+        cost: float | None,
+    ) -> None:  # fmt: skip
         """`put`, committed on the writer thread when there is one: the event loop serves other
         replies meanwhile (in the loop, SQLite's commits take ~0.11 ms a reply, its checkpoints
         a few ms; the hand-off costs ~0.1 ms of CPU, worth it only on a busy loop)."""
         if self._writer is None:
-            return self.put(key, stage, request, completion)
-        written = self._writer.submit(self._write, row(key, stage, request, completion))
+            return self.put(key, stage, request, completion, cost)
+        written = self._writer.submit(self._write, row(key, stage, request, completion, cost))
         # Shielded: a caller cancelled now (the grace period after Ctrl-C ran out) still leaves
         # the reply stored, so the next run uses it instead of buying it again.
         await asyncio.shield(asyncio.wrap_future(written))
 
-    def _write(self, values: tuple[Any, ...]) -> None:
+    def _write(self, values: Row) -> None:
         if self._writer_db is None:  # made and used on the writer thread only
             self._writer_db = connect(self.path)
         insert(self._writer_db, values)
@@ -113,19 +123,70 @@ def connect(path: Path) -> sqlite3.Connection:
         " request TEXT NOT NULL, response TEXT NOT NULL, created REAL NOT NULL,"
         " applied INTEGER NOT NULL DEFAULT 0)"
     )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS spend (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " stage TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,"
+        " cost REAL, batched INTEGER NOT NULL, created REAL NOT NULL)"
+    )
     return db
 
 
-def row(key: str, stage: str, request: dict[str, Any], completion: Completion) -> tuple[Any, ...]:
-    return (key, stage, json.dumps(request), json.dumps(vars(completion)), time.time())
+Row = tuple[tuple[Any, ...], tuple[Any, ...]]  # (the response's row, its spend row)
 
 
-def insert(db: sqlite3.Connection, values: tuple[Any, ...]) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO responses (key, stage, request, response, created)"
-        " VALUES (?, ?, ?, ?, ?)",
-        values,
-    )
+def row(
+    key: str, stage: str, request: dict[str, Any], completion: Completion,
+    cost: float | None, batched: bool = False,
+) -> Row:  # fmt: skip
+    now = time.time()
+    response = (key, stage, json.dumps(request), json.dumps(vars(completion)), now)
+    tokens = (completion.prompt_tokens, completion.completion_tokens)
+    return response, (stage, *tokens, cost, int(batched), now)
+
+
+def insert(db: sqlite3.Connection, values: Row) -> None:
+    """The response and its spend row commit together: a reply stored is a reply counted."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "INSERT OR REPLACE INTO responses (key, stage, request, response, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            values[0],
+        )
+        db.execute(
+            "INSERT INTO spend (stage, prompt_tokens, completion_tokens, cost, batched, created)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            values[1],
+        )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def spend_since(path: Path, mark: int) -> tuple[dict[str, dict[str, Any]], int]:
+    """Per stage, what the responses stored after spend row `mark` cost, and the last row's id.
+
+    Reads without creating anything (`status` on a pool that has no cache yet)."""
+    if not path.exists():
+        return {}, mark
+    db = sqlite3.connect(path)
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'spend'").fetchone():
+            return {}, mark
+        rows = db.execute(
+            "SELECT stage, COUNT(*), SUM(batched), SUM(prompt_tokens), SUM(completion_tokens),"
+            " TOTAL(cost), COUNT(cost), MAX(id) FROM spend WHERE id > ? GROUP BY stage",
+            (mark,),
+        ).fetchall()
+    finally:
+        db.close()
+    spent = {
+        stage: {"requests": n, "batched": batched, "prompt_tokens": prompt,
+                "completion_tokens": completion, "cost": cost if priced == n else None}
+        for stage, n, batched, prompt, completion, cost, priced, _ in rows
+    }  # fmt: skip
+    return spent, max((last for *_, last in rows), default=mark)
 
 
 class Counters:

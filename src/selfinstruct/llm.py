@@ -165,13 +165,11 @@ class LLM:
                     raise FatalAPIError(self._fatal_message(e)) from None
                 self._give_up(req, e, attempt)  # other 4xx: retrying will not help
                 return None
-            await self.cache.aput(
-                req.key, req.stage, {"body": req.body, "meta": req.meta}, completion
-            )
+            spent = cost(self.prices, completion.prompt_tokens, completion.completion_tokens)
+            request = {"body": req.body, "meta": req.meta}
+            await self.cache.aput(req.key, req.stage, request, completion, spent)
             self.usage.add(completion, self.prices)
-            self.flow.spent(
-                cost(self.prices, completion.prompt_tokens, completion.completion_tokens)
-            )
+            self.flow.spent(spent)
             return completion
         raise AssertionError("unreachable")
 

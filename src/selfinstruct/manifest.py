@@ -9,8 +9,11 @@ from dataclasses import asdict
 from importlib import metadata
 from typing import Any
 
+from selfinstruct.cache import spend_since
 from selfinstruct.llm import Usage
 from selfinstruct.pool import Pool, write_atomic
+
+PAID = ("requests", "batched", "prompt_tokens", "completion_tokens", "cost")  # from the journal
 
 
 def versions() -> dict[str, str]:
@@ -35,17 +38,15 @@ def load(pool: Pool) -> dict[str, Any]:
 
 
 def record_stage(pool: Pool, stage: str, entry: dict[str, Any], usage: Usage | None) -> None:
-    """Save this run of a stage; token usage also accumulates across runs under `totals`."""
-    data = load(pool)
+    """Save this run of a stage. Totals across runs: what was paid from the cache's spend
+    journal (killed runs included), the other counters (cached, retries...) from `usage`."""
+    data = with_spend(pool)
     previous = data["stages"].get(stage, {})
     totals: dict[str, Any] = dict(previous.get("totals", {}))
     if usage is not None:
-        unknown = usage.cost is None or ("cost" in totals and totals["cost"] is None)
         for name, value in asdict(usage).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                totals[name] = round((totals.get(name) or 0) + value, 6)
-        if unknown:  # once a run's prices were unknown, the total is unknown
-            totals["cost"] = None
+            if name not in PAID and isinstance(value, int) and not isinstance(value, bool):
+                totals[name] = (totals.get(name) or 0) + value
     data["versions"] = versions()
     data["stages"][stage] = {
         **entry,
@@ -54,6 +55,21 @@ def record_stage(pool: Pool, stage: str, entry: dict[str, Any], usage: Usage | N
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def with_spend(pool: Pool) -> dict[str, Any]:
+    """run.json with what the cache's spend journal holds beyond `spent_upto` (the journal row
+    run.json last counted) added to each stage's totals: the whole spend, even mid-run."""
+    data = load(pool)
+    spent, data["spent_upto"] = spend_since(pool.cache, int(data.get("spent_upto", 0)))
+    for stage, paid in spent.items():
+        totals = data["stages"].setdefault(stage, {}).setdefault("totals", {})
+        unknown = paid["cost"] is None or ("cost" in totals and totals["cost"] is None)
+        for name, value in paid.items():
+            totals[name] = round((totals.get(name) or 0) + (value or 0), 9)
+        if unknown:  # once a response's price was unknown, the total is unknown
+            totals["cost"] = None
+    return data
 
 
 def record_run(pool: Pool, info: dict[str, Any]) -> None:

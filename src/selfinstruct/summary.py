@@ -72,6 +72,8 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
     unknown = any(u.cost is None for u in report.usage.values())
     total = sum((u.cost or 0.0) for u in report.usage.values())
     rows.append(("cost", "n/a (unknown model prices)" if unknown else f"${total:.4f}"))
+    if report.spent:
+        rows.append(("spent, all runs", spent(report.spent)))
     return rows
 
 
@@ -92,13 +94,23 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("batches", batches_row(s["batches"])),
         ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
         ("spent", spent(usage) or "nothing yet"),
-        ("last run", f"{last.get('started', '-')} to {last.get('finished', '-')}: "
-                     f"{last.get('outcome', '-')}"
-                     + also(f"concurrency {concurrency_text(c)}"
-                            if (c := last.get("concurrency")) else "")),
+        ("last run", last_run(last, s["lock"])),
         ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
     ] + [("torn line", f"{path}: {n} bytes, left out; repaired on the next write")
          for path, n in s["torn"].items()]  # fmt: skip
+
+
+def last_run(last: dict[str, Any], lock: str | None) -> str:
+    """When the last `run` started and ended, and how; or that it is running, or was killed."""
+    if last.get("outcome") == "running":
+        if lock:
+            return f"running since {last['started']}"
+        return f"{last['started']} to -: killed (it never finished; the pool is saved)"
+    c = last.get("concurrency")
+    return (
+        f"{last.get('started', '-')} to {last.get('finished', '-')}: {last.get('outcome', '-')}"
+        + also(f"concurrency {concurrency_text(c)}" if c else "")
+    )
 
 
 def spent(usage: dict[str, dict[str, Any]], stage: str | None = None) -> str:

@@ -204,7 +204,9 @@ class Batches:
     def cache_response(self, req: BatchRequest, completion: Completion) -> None:
         if self.cache.get(req.custom_id) is None:  # collected or imported before: paid once
             request = {"body": req.body, "meta": req.meta}
-            self.cache.put(req.custom_id, req.stage, request, completion)
+            tokens = (completion.prompt_tokens, completion.completion_tokens)
+            spent = cost(self.prices, *tokens, batch=True)
+            self.cache.put(req.custom_id, req.stage, request, completion, spent, batched=True)
             self.report.usage[req.stage].add(completion, self.prices, batch=True)
 
     def fail(self, req: BatchRequest, error: str) -> None:

@@ -70,6 +70,7 @@ class RunReport:
     usage: dict[str, Any] = field(default_factory=dict)
     concurrency: dict[str, int] = field(default_factory=dict)
     interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
+    spent: dict[str, dict[str, Any]] = field(default_factory=dict)  # the pool's, all runs
 
 
 def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -> int:
@@ -247,6 +248,8 @@ def run_pipeline(job: RunJob) -> RunReport:
 def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunReport:
     started, stamp = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     outcome = "error"
+    running = {"started": stamp, "finished": None, "outcome": "running", "concurrency": None}
+    manifest.record_run(job.pool, running)  # what `status` shows meanwhile, or after a kill
     total = 3 * max(report.target, have)
     bar = progress("run", total, pipe.steps, "steps", job.progress)
     try:
@@ -287,6 +290,8 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
                 "concurrency": report.concurrency,
             },
         )
+        data = manifest.with_spend(job.pool)
+        report.spent = {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()}
 
 
 def dataset_current(pool: Pool) -> bool:

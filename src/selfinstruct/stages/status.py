@@ -22,7 +22,7 @@ def pool_status(pool: Pool) -> dict[str, Any]:
     classes = {c.id: c.is_classification for c in pool.read(pool.classifications, Classification)}
     with_instances = {r.id: len(r.instances) for r in pool.read(pool.instances, InstanceSet)}
     failures = Counter(f.stage for f in pool.read(pool.failures, Failure))
-    data = manifest.load(pool)
+    data = manifest.with_spend(pool)  # killed runs and the one in progress included
     dataset = pool.root / "dataset.jsonl"
     parsed = [i for i, flag in classes.items() if flag is not None]
     waiting = open_batches(pool)
