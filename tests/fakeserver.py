@@ -54,6 +54,15 @@ _ERRORS: dict[str, tuple[int, str, str, str | None]] = {
 }
 
 
+class Refuse(Exception):
+    """Raised by a `reply` callable: the server answers this request with `status` (a 500:
+    retried by the client), as for a fault, without printing a traceback."""
+
+    def __init__(self, status: int = 500) -> None:
+        super().__init__(f"refused with {status}")
+        self.status = status
+
+
 @dataclass
 class Recorded:
     """One request as the server saw it, and what it did with it."""
@@ -940,6 +949,9 @@ class FakeOpenAI:
             return handler.send(record, status, payload, {})
         try:
             payload = _ROUTES[(record.method, record.path)](self, body, fault)
+        except Refuse as refused:
+            error = _error("fake server: refused by the test", "server_error", None)
+            return handler.send(record, refused.status, error, {})
         except Exception as exc:  # a broken reply= callable: say so instead of hanging up
             traceback.print_exc()
             message = f"fake server: the reply callable raised {exc!r}"

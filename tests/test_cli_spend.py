@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fakeserver import FakeOpenAI, default_reply
+from fakeserver import FakeOpenAI, Refuse, default_reply
 from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from pooldata import invoke as cli
 from selfinstruct.cli import app
@@ -53,7 +53,7 @@ class Gate:
         mine = self.generation
         self.opened.wait()
         if self.generation != mine:
-            raise RuntimeError("its client was killed")
+            raise Refuse(500)  # its client was killed
         return default_reply(body, salt=next(self.salt))
 
     def close(self) -> None:

@@ -41,6 +41,13 @@ class BatchAPIError(SelfInstructError):
     exit_code = 1
 
 
+class WorkLeft(SelfInstructError):
+    """Requests failed for good (their retries spent); all else is saved and the next run asks
+    again. Its own code (not 0, nor 3 or 75, already taken) so that cron can tell."""
+
+    exit_code = 4
+
+
 class BudgetExhausted(SelfInstructError):
     """A --max-requests or --max-cost cap stopped the run; the pool is saved."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from selfinstruct.errors import SelfInstructError
+from selfinstruct.errors import SelfInstructError, WorkLeft
 from selfinstruct.llm import Usage
 from selfinstruct.pricing import BATCH_DISCOUNT
 from selfinstruct.stages.batch import BatchReport
@@ -178,9 +178,10 @@ class Log:
         stage: str,
         rows: list[tuple[str, str]],
         stopped: str | None,
+        incomplete: str | None = None,
         interrupted: SelfInstructError | None = None,
     ) -> None:
-        heading = "interrupted" if interrupted else "stopped early" if stopped else "done"
+        heading = outcome(stopped, incomplete, interrupted is not None)
         self.echo(f"{stage}: {heading}\n" + table(rows))
         if interrupted:
             raise interrupted  # __exit__ logs it; the CLI's boundary prints it and exits
@@ -188,6 +189,22 @@ class Log:
             self.write(f"Stopped: {stopped}")
             typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)
             raise typer.Exit(3)
+        if incomplete:
+            self.write(f"Incomplete: {incomplete}")
+            typer.echo(incomplete_line(incomplete), err=True)
+            raise typer.Exit(WorkLeft.exit_code)
+
+
+def outcome(stopped: str | None, incomplete: str | None, interrupted: bool = False) -> str:
+    """How a stage ended: interrupted (a signal), stopped early (a cap), incomplete (requests
+    failed for good), or done."""
+    if interrupted:
+        return "interrupted"
+    return "stopped early" if stopped else "incomplete" if incomplete else "done"
+
+
+def incomplete_line(incomplete: str) -> str:
+    return f"Incomplete: {incomplete}; the pool is saved - run again to finish."
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -12,9 +12,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from selfinstruct.config import Settings, read_config_file
-from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError
+from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError, WorkLeft
 from selfinstruct.pool import Pool, load_seeds
-from selfinstruct.summary import table
+from selfinstruct.summary import incomplete_line, outcome, table
 
 app = typer.Typer(
     help="Turn a few seed tasks into an instruction-tuning dataset (Self-Instruct).",
@@ -116,10 +116,6 @@ def open_pool(path: Path, seeds: Path | None = None) -> Pool:
     return pool
 
 
-def outcome(stopped: str | None, interrupted: SelfInstructError | None) -> str:
-    return "interrupted" if interrupted else "stopped early" if stopped else "done"
-
-
 def handle_errors(fn: F) -> F:
     """The one error boundary: SelfInstructError -> `Error: ...` on stderr and its exit code."""
 
@@ -167,13 +163,18 @@ def finish(
     stage: str,
     rows: list[tuple[str, str]],
     stopped: str | None,
+    incomplete: str | None = None,
     interrupted: SelfInstructError | None = None,
 ) -> None:
-    """The summary table; then a signal's exit (the boundary words it) or a cap's (exit 3)."""
-    typer.echo(f"{stage}: " + outcome(stopped, interrupted))
+    """The summary table; then a signal's exit (the boundary words it), a cap's (exit 3) or
+    that of work left (exit 4)."""
+    typer.echo(f"{stage}: " + outcome(stopped, incomplete, interrupted is not None))
     typer.echo(table(rows))
     if interrupted:
         raise interrupted
     if stopped:
         typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)
         raise typer.Exit(3)
+    if incomplete:
+        typer.echo(incomplete_line(incomplete), err=True)
+        raise typer.Exit(WorkLeft.exit_code)

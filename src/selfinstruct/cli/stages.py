@@ -102,7 +102,7 @@ def classify_cmd(
         )
     stage = config.settings(ClassifySettings, "classify")
     report = classify(StageJob(open_pool(pool), llm, stage, prompts, progress))
-    print_stage("classify", report, ["yes", "no", "unparsed", "retried", "failed"])
+    print_stage("classify", report, ["yes", "no", "unparsed", "retried", "failed"], "unclassified")
 
 
 @llm_command
@@ -129,7 +129,7 @@ def instances_cmd(
         return print_batch("instances", advance(plan))
     report = instances(StageJob(open_pool(pool), llm, stage, prompts, progress))
     kinds = ["output_first", "input_first", "instances", "no_instances_parsed", "failed"]
-    print_stage("instances", report, kinds)
+    print_stage("instances", report, kinds, "without instances")
 
 
 @handle_errors
@@ -216,10 +216,10 @@ def print_generate(report: GenerateReport, job: GenerateJob) -> None:
         *reason_rows(report.rejected),
         ("elapsed", f"{report.elapsed:.1f}s"),
     ]
-    finish("generate", rows + usage_rows(report.usage), report.stopped, report.interrupted)
+    finish("generate", rows + usage_rows(report.usage), report.stopped, None, report.interrupted)
 
 
-def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
+def print_stage(stage: str, report: StageReport, keys: list[str], left: str) -> None:
     parked = report.counts["in_open_batches"]
     if report.pending == 0 and parked:
         typer.echo(
@@ -238,7 +238,13 @@ def print_stage(stage: str, report: StageReport, keys: list[str]) -> None:
     if parked:
         rows.append(parked_row(parked))
     rows += [("elapsed", f"{report.elapsed:.1f}s")]
-    finish(stage, rows + usage_rows(report.usage), report.stopped, report.interrupted)
+    finish(
+        stage,
+        rows + usage_rows(report.usage),
+        report.stopped,
+        report.left(left),
+        report.interrupted,
+    )
 
 
 @llm_command
@@ -284,7 +290,7 @@ def run_cmd(
         report = run_pipeline(job)
         if report.nothing_to_do:
             return log.echo(f"Nothing to do: {pool} is at its target of {report.target}.")
-        log.finish("run", run_rows(report), report.stopped, report.interrupted)
+        log.finish("run", run_rows(report), report.stopped, report.incomplete, report.interrupted)
 
 
 @handle_errors

@@ -39,6 +39,11 @@ class StageReport:
     usage: Usage = field(default_factory=Usage)
     interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
 
+    def left(self, what: str) -> str | None:
+        """ "2 unclassified": items whose requests failed for good, left for the next run."""
+        failed = self.counts["failed"]
+        return f"{failed} {what}" if failed else None
+
     def summary(self) -> tuple[str | None, dict[str, Any]]:
         counters = {"pending": self.pending, "done_before": self.done_before, **self.counts}
         return self.stopped, counters

@@ -65,6 +65,7 @@ class RunReport:
     counts: dict[str, int] = field(default_factory=dict)
     filter: FilterReport | None = None
     stopped: str | None = None
+    incomplete: str | None = None  # "1 unclassified, 1 without instances": failed for good
     nothing_to_do: bool = False
     elapsed: float = 0.0
     usage: dict[str, Any] = field(default_factory=dict)
@@ -263,7 +264,11 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
         report.stopped = report.generate.stopped or pipe.stopped
         if report.stopped is None:
             report.filter = write_dataset(FilterJob(job.pool, job.filter))
+        left = [pipe.cls.report.left("unclassified"), pipe.ins.report.left("without instances")]
+        report.incomplete = ", ".join(filter(None, left)) or None
         outcome = f"stopped: {report.stopped}" if report.stopped else "done"
+        if report.incomplete and not report.stopped:
+            outcome = f"incomplete: {report.incomplete}"
         return report
     except BaseException as e:
         outcome = f"error: {pipe.llms['generate'].redact(str(e)) or type(e).__name__}"
