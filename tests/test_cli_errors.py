@@ -65,14 +65,14 @@ def test_a_read_only_pool_is_one_line(make_server: MakeServer, what: str) -> Non
 
 
 def test_a_full_disk_is_one_line_and_the_pool_continues(make_server: MakeServer) -> None:
-    """A real full disk: a 200 KB tmpfs (in a mount namespace) fills up during stage 1."""
+    """A real full disk: a 512 KB tmpfs (in a mount namespace) fills up during stage 1."""
     server = make_server()
     write_seeds()
     Path("full").mkdir()
     cli = f"{' '.join(CLI)} generate --pool full/data --no-progress"
     cli += f" --base-url {server.base_url}"
     script = (
-        "mount -t tmpfs -o size=200k tmpfs full || exit 99\n"
+        "mount -t tmpfs -o size=512k tmpfs full || exit 99\n"
         f"{cli} --seeds seeds.jsonl -n 5000 >out1 2>err1; echo $? >rc1\n"
         "cp -a full/data first\n"
         "mount -o remount,size=8m full\n"

@@ -43,8 +43,8 @@ def test_a_base_url_that_is_not_http_is_a_usage_error(url: str) -> None:
     result = cli(None, *GENERATE, "--base-url", url)
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: selfinstruct.toml / command line: setting 'base_url': {url!r} is not an "
-        "http(s) URL; pass e.g. --base-url http://localhost:8000/v1\n"
+        f"Error: --base-url: {url!r} is not an http(s) URL; pass e.g. "
+        "--base-url http://localhost:8000/v1\n"
     )
     assert time.monotonic() - started < 2 and not Path("data").exists()
 

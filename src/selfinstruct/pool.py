@@ -333,8 +333,10 @@ class Pool:
         return sorted(self.root.glob("*.jsonl"))
 
     def exists(self) -> bool:
-        """Whether a pool was started here (its first run stores the seed tasks)."""
-        return self.seeds.is_file() or self.instructions.is_file()
+        """Whether a pool was started here: it holds seed tasks, instructions, or the request
+        cache or manifest of a run killed before it stored anything else."""
+        files = (self.seeds, self.instructions, self.cache, self.manifest)
+        return any(path.is_file() for path in files)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Pool]:
