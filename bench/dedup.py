@@ -123,7 +123,7 @@ def reference_dedup(texts: list[str], threshold: float) -> tuple[list[int], floa
 
 def child_dedup(path: str, threshold: float) -> dict[str, float]:
     """Child process: read instructions, dedup them, report kept count."""
-    from selfinstruct.similarity import dedup
+    from selfinstruct.method.similarity import dedup
 
     texts = Path(path).read_text(encoding="utf-8").splitlines()
     return {"kept": sum(r.kept for r in dedup(texts, threshold))}
@@ -139,7 +139,7 @@ def child_queries(path: str, threshold: float, pool: int) -> dict[str, float]:
     rejected, most_similar(10) if novel). The first screen builds the overlap index; the
     first is_novel builds the prefix index.
     """
-    from selfinstruct.similarity import RougeIndex
+    from selfinstruct.method.similarity import RougeIndex
 
     texts = Path(path).read_text(encoding="utf-8").splitlines()
     index, single = RougeIndex(threshold), RougeIndex(threshold)
@@ -234,7 +234,7 @@ def run_all(args: argparse.Namespace) -> None:
     )
     kept_ref, ref_seconds = reference_dedup(texts[: args.ref_size], args.threshold)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from selfinstruct.similarity import dedup
+    from selfinstruct.method.similarity import dedup
 
     start = time.perf_counter()
     ours = [i for i, r in enumerate(dedup(texts[: args.ref_size], args.threshold)) if r.kept]

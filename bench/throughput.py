@@ -52,9 +52,9 @@ from selfinstruct.config import (  # noqa: E402
     Settings,
 )
 from selfinstruct.models import stable_id  # noqa: E402
-from selfinstruct.pool import Pool  # noqa: E402
+from selfinstruct.pipeline.run import RunJob, run_pipeline  # noqa: E402
 from selfinstruct.stages.filter import FilterJob, filter_pool  # noqa: E402
-from selfinstruct.stages.run import RunJob, run_pipeline  # noqa: E402
+from selfinstruct.store.pool import Pool  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
 

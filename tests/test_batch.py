@@ -14,7 +14,7 @@ from typer.testing import Result
 from fakeserver import FakeOpenAI, Recorded, default_reply, prompt_text
 from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from pooldata import invoke as cli
-from selfinstruct import batchfiles
+from selfinstruct.llm import batchfiles
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from selfinstruct.cache import Completion, RequestCache
+from selfinstruct.store.cache import Completion, RequestCache
 
 
 def reply(i: int) -> Completion:

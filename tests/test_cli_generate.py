@@ -19,7 +19,7 @@ from typer.testing import Result
 
 from fakeserver import FakeOpenAI, make_instruction, numbered_reply
 from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config
-from selfinstruct.pool import Pool
+from selfinstruct.store.pool import Pool
 
 SEED_TEXTS = [
     "Suggest a name for a bakery that specializes in sourdough bread.",

@@ -18,8 +18,8 @@ from fakeserver import default_reply
 from pooldata import FAST, KEY, MakeServer, write_config, write_seeds
 from pooldata import invoke as cli
 from selfinstruct.config import Settings
-from selfinstruct.llm import describe
-from selfinstruct.transport import connect
+from selfinstruct.llm.client import describe
+from selfinstruct.llm.transport import connect
 
 GENERATE = ("generate", "--seeds", "seeds.jsonl", "-n", "5", "--no-progress")
 

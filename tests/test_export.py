@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from typer.testing import CliRunner, Result
 
 from selfinstruct.cli import app
-from selfinstruct.export import TEMPLATES
+from selfinstruct.outputs.export import TEMPLATES
 
 SEED = {"id": "seed_task_0", "name": "s", "instruction": "Name a primary colour of paint.",
         "instances": [{"input": "", "output": "Red"}], "is_classification": False}  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.filters import InstructionFilter
+from selfinstruct.method.filters import InstructionFilter
 
 check = InstructionFilter()
 

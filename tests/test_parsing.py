@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.parsing import clean_item, continuation, parse_numbered
+from selfinstruct.method.parsing import clean_item, continuation, parse_numbered
 
 CHAT_REPLY = """Sure! Here are seven new tasks for the list:
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.parsing import (
+from selfinstruct.method.parsing import (
     Example,
     chat_residue,
     parse_examples,

@@ -12,7 +12,7 @@ import pytest
 
 from selfinstruct.errors import CorruptPoolError, InputError, PoolLockedError
 from selfinstruct.models import MachineInstruction, SeedTask
-from selfinstruct.pool import JsonlAppender, Pool, bulk_load, load_seeds, repair_tail
+from selfinstruct.store.pool import JsonlAppender, Pool, bulk_load, load_seeds, repair_tail
 
 SEED = {
     "id": "seed_task_0",
@@ -60,7 +60,7 @@ def test_second_lock_holder_is_refused(tmp_path: Path) -> None:
     pool = Pool(tmp_path / "pool")
     with pool.writing():
         holder = (tmp_path / "pool" / ".lock").read_text()
-        code = "from selfinstruct.pool import Pool; from pathlib import Path; import sys\n" \
+        code = "from selfinstruct.store.pool import Pool; from pathlib import Path; import sys\n" \
                f"with Pool(Path({str(tmp_path / 'pool')!r})).writing(): pass"  # fmt: skip
         child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert child.returncode != 0 and "PoolLockedError" in child.stderr

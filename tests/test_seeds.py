@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct.filters import InstructionFilter
+from selfinstruct.method.filters import InstructionFilter
+from selfinstruct.method.similarity import rouge_l
 from selfinstruct.models import SeedTask
-from selfinstruct.pool import load_seeds
-from selfinstruct.similarity import rouge_l
+from selfinstruct.store.pool import load_seeds
 
 SEED_FILE = Path(__file__).parents[1] / "seeds" / "seed_tasks.jsonl"
 

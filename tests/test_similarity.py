@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
-from selfinstruct import _prefix, similarity
-from selfinstruct.similarity import DedupResult, RougeIndex, dedup, rouge_l, tokenize
+from selfinstruct.method import _prefix, similarity
+from selfinstruct.method.similarity import DedupResult, RougeIndex, dedup, rouge_l, tokenize
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 THRESHOLDS = [0.0, 0.25, 0.5, 0.6, 2 / 3, 0.7, 0.75, 0.8, 0.9, 1.0]

@@ -20,7 +20,7 @@ import pytest
 from fakeserver import ALL_FAULTS, Recorded
 from pooldata import FAST, KEY, MakeServer, write_config
 from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings
-from selfinstruct.similarity import dedup
+from selfinstruct.method.similarity import dedup
 
 TARGET, KILLS, CONCURRENCY, TIMEOUT = 60, 4, 4, 0.4
 

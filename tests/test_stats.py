@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from selfinstruct.cli import app
+from selfinstruct.method.similarity import rouge_l
 from selfinstruct.models import stable_id
-from selfinstruct.similarity import rouge_l
-from selfinstruct.stats import histogram, rouge_vs_seeds, verb_object
+from selfinstruct.outputs.stats import histogram, rouge_vs_seeds, verb_object
 
 SEEDS = [
     ("Name a primary colour of paint.", False, [("", "Red")]),

@@ -20,8 +20,8 @@ from fakeserver import FakeOpenAI, default_reply
 from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from pooldata import invoke as cli
 from selfinstruct.config import Settings
-from selfinstruct.llm import describe, retry_after, server_message
-from selfinstruct.transport import Clients, WireClients, connect
+from selfinstruct.llm.client import describe, retry_after, server_message
+from selfinstruct.llm.transport import Clients, WireClients, connect
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi."}]}
 
@@ -37,7 +37,7 @@ def workers(pid: int) -> list[int]:
     found = []
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        if b"selfinstruct.transport" in cmdline:
+        if b"selfinstruct.llm.transport" in cmdline:
             found.append(int(child))
     return found
 
@@ -201,7 +201,7 @@ def test_a_worker_that_cannot_start_says_how_to_go_on(
     make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = make_server()
-    monkeypatch.setattr("selfinstruct.transport.sys.executable", "/bin/false")
+    monkeypatch.setattr("selfinstruct.llm.transport.sys.executable", "/bin/false")
     result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "5", "--quiet")
     assert result.exit_code == 1 and server.requests == []
     assert result.stderr.startswith("Error: the HTTP worker process exited (code 1);")

@@ -11,10 +11,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from selfinstruct.cli.summary import incomplete_line, outcome, table
 from selfinstruct.config import Settings, read_config_file
 from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError, WorkLeft
-from selfinstruct.pool import Pool, load_seeds
-from selfinstruct.summary import incomplete_line, outcome, table
+from selfinstruct.store.pool import Pool, load_seeds
 
 app = typer.Typer(
     help="Turn a few seed tasks into an instruction-tuning dataset (Self-Instruct).",

@@ -19,6 +19,7 @@ from selfinstruct.cli.base import (
     llm_command,
     open_pool,
 )
+from selfinstruct.cli.summary import Log, batch_rows, columns
 from selfinstruct.config import (
     ClassifySettings,
     FileConfig,
@@ -27,10 +28,9 @@ from selfinstruct.config import (
     Settings,
 )
 from selfinstruct.errors import ConfigError
-from selfinstruct.stages.batch import STAGES, BatchJob, BatchReport, advance, collect, submit
-from selfinstruct.stages.batch_offline import export, import_results
-from selfinstruct.stages.batch_remote import batch_status
-from selfinstruct.summary import Log, batch_rows, columns
+from selfinstruct.pipeline.batch import STAGES, BatchJob, BatchReport, advance, collect, submit
+from selfinstruct.pipeline.batch_offline import export, import_results
+from selfinstruct.pipeline.batch_remote import batch_status
 
 batch_app = typer.Typer(
     help="Batch mode: the Batch API at half price, or an offline engine (vllm run-batch).",

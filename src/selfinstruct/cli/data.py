@@ -26,7 +26,7 @@ def stats_cmd(
     ] = False,
 ) -> None:
     """The paper's dataset statistics for the pool and the final dataset."""
-    from selfinstruct.stats import pool_stats, render_text
+    from selfinstruct.outputs.stats import pool_stats, render_text
 
     stats = pool_stats(open_pool(pool))
     typer.echo(stats.model_dump_json(indent=2) if as_json else render_text(stats))
@@ -59,7 +59,7 @@ def export_cmd(
     ] = False,
 ) -> None:
     """Write the final dataset in a fine-tuning format."""
-    from selfinstruct.export import ExportJob, export
+    from selfinstruct.outputs.export import ExportJob, export
 
     job = ExportJob(
         open_pool(pool), fmt, out, include_seeds=include_seeds, shuffle=shuffle, seed=seed,
@@ -78,7 +78,7 @@ def report_cmd(
     pool: PoolOpt = Path("data"),
 ) -> None:
     """Write a self-contained HTML report: stats, charts and sample records."""
-    from selfinstruct.report import write_report
+    from selfinstruct.outputs.report import write_report
 
     result = write_report(open_pool(pool), out)
     samples = f"{result.kept} kept, {result.rejected} rejected"

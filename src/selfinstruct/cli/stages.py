@@ -29,6 +29,15 @@ from selfinstruct.cli.base import (
     open_pool,
 )
 from selfinstruct.cli.batch import batch_job, print_batch, run_batch
+from selfinstruct.cli.summary import (
+    Log,
+    parked_row,
+    reason_rows,
+    run_rows,
+    status_rows,
+    table,
+    usage_rows,
+)
 from selfinstruct.config import (
     ClassifySettings,
     FileConfig,
@@ -38,26 +47,17 @@ from selfinstruct.config import (
     Settings,
     read_config_file,
 )
-from selfinstruct.pool import Pool, load_seeds
-from selfinstruct.prompts import load_template
+from selfinstruct.method.prompts import load_template
+from selfinstruct.outputs.dedup import dedup_file
+from selfinstruct.pipeline.batch import STAGES, advance
+from selfinstruct.pipeline.run import RunJob, run_pipeline
+from selfinstruct.pipeline.status import pool_status
 from selfinstruct.stages.base import StageJob, StageReport
-from selfinstruct.stages.batch import STAGES, advance
 from selfinstruct.stages.classify import classify
-from selfinstruct.stages.dedup import dedup_file
 from selfinstruct.stages.filter import FilterJob, filter_pool
 from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate, sample_prompt
 from selfinstruct.stages.instances import instances
-from selfinstruct.stages.run import RunJob, run_pipeline
-from selfinstruct.stages.status import pool_status
-from selfinstruct.summary import (
-    Log,
-    parked_row,
-    reason_rows,
-    run_rows,
-    status_rows,
-    table,
-    usage_rows,
-)
+from selfinstruct.store.pool import Pool, load_seeds
 
 
 @llm_command

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from selfinstruct import manifest, transport
-from selfinstruct.batchfiles import open_keys
-from selfinstruct.cache import RequestCache
 from selfinstruct.config import Settings
 from selfinstruct.errors import BudgetExhausted, Interrupted
-from selfinstruct.llm import LLM, Request, Usage
-from selfinstruct.pool import JsonlAppender, Pool
+from selfinstruct.llm import transport
+from selfinstruct.llm.batchfiles import open_keys
+from selfinstruct.llm.client import LLM, Request, Usage
 from selfinstruct.progress import progress
+from selfinstruct.store import manifest
+from selfinstruct.store.cache import RequestCache
+from selfinstruct.store.pool import JsonlAppender, Pool
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -6,19 +6,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.cache import Completion
 from selfinstruct.config import ClassifySettings
-from selfinstruct.llm import LLM, Request
+from selfinstruct.llm.client import LLM, Request
+from selfinstruct.method.parsing import parse_yes_no
+from selfinstruct.method.prompts import Template, load_template
 from selfinstruct.models import Classification, MachineInstruction
-from selfinstruct.parsing import parse_yes_no
-from selfinstruct.pool import JsonlAppender
-from selfinstruct.prompts import Template, load_template
 from selfinstruct.stages.base import (
     StageJob,
     StageReport,
     llm_session,
     run_worker,
 )
+from selfinstruct.store.cache import Completion
+from selfinstruct.store.pool import JsonlAppender
 
 STAGE = "classify"
 RETRY_TEMPERATURE = 0.7  # an unparsed greedy answer would come back the same at temperature 0

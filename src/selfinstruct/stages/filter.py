@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import FilterSettings
-from selfinstruct.filters import BLACKLIST, InstructionFilter
+from selfinstruct.method.filters import BLACKLIST, InstructionFilter
+from selfinstruct.method.parsing import chat_residue
+from selfinstruct.method.similarity import dedup
 from selfinstruct.models import (
     Classification,
     Instance,
@@ -26,9 +28,7 @@ from selfinstruct.models import (
     SeedTask,
     normalize,
 )
-from selfinstruct.parsing import chat_residue
-from selfinstruct.pool import Pool, atomic_jsonl, bulk_load
-from selfinstruct.similarity import dedup
+from selfinstruct.store.pool import Pool, atomic_jsonl, bulk_load
 
 REFUSAL = re.compile(
     r"\b(?:as an ai\b|as a (?:large )?language model|i(?:'m| am) (?:sorry|unable)"

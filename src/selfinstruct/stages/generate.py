@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.cache import Completion, Counters
 from selfinstruct.config import GenerateSettings, Settings
 from selfinstruct.errors import Interrupted, SelfInstructError
-from selfinstruct.filters import BLACKLIST, InstructionFilter
-from selfinstruct.llm import LLM, Request, Usage
+from selfinstruct.llm.client import LLM, Request, Usage
+from selfinstruct.method.filters import BLACKLIST, InstructionFilter
+from selfinstruct.method.parsing import continuation, parse_numbered
+from selfinstruct.method.prompts import Template, load_template
+from selfinstruct.method.similarity import RougeIndex, Screen
 from selfinstruct.models import (
     MachineInstruction,
     RejectedInstruction,
@@ -23,12 +25,10 @@ from selfinstruct.models import (
     Similar,
     stable_id,
 )
-from selfinstruct.parsing import continuation, parse_numbered
-from selfinstruct.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 from selfinstruct.progress import progress
-from selfinstruct.prompts import Template, load_template
-from selfinstruct.similarity import RougeIndex, Screen
 from selfinstruct.stages.base import llm_session, map_window, run_recorded
+from selfinstruct.store.cache import Completion, Counters
+from selfinstruct.store.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 
 STAGE = "generate"
 BARREN_LIMIT = 50  # responses in a row with nothing new: the model or prompt is not working

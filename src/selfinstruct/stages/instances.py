@@ -9,19 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from selfinstruct.cache import Completion
 from selfinstruct.config import InstancesSettings
-from selfinstruct.llm import LLM, Request
+from selfinstruct.llm.client import LLM, Request
+from selfinstruct.method.parsing import Example, parse_examples, parse_labelled
+from selfinstruct.method.prompts import Template, load_template
 from selfinstruct.models import Classification, Instance, InstanceSet
-from selfinstruct.parsing import Example, parse_examples, parse_labelled
-from selfinstruct.pool import JsonlAppender, Pool
-from selfinstruct.prompts import Template, load_template
 from selfinstruct.stages.base import (
     StageJob,
     StageReport,
     llm_session,
     run_worker,
 )
+from selfinstruct.store.cache import Completion
+from selfinstruct.store.pool import JsonlAppender, Pool
 
 STAGE = "instances"
 OUTPUT_FIRST, INPUT_FIRST = "output_first", "input_first"

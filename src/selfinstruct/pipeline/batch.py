@@ -17,9 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct import manifest
-from selfinstruct.batchfiles import Ledger, Result, batch_request, split
-from selfinstruct.cache import Completion, RequestCache
 from selfinstruct.config import (
     ClassifySettings,
     FilterSettings,
@@ -28,7 +25,11 @@ from selfinstruct.config import (
     Settings,
 )
 from selfinstruct.errors import ConfigError
-from selfinstruct.llm import LLM, TERMINAL, Request, Usage
+from selfinstruct.llm.batchfiles import Ledger, Result, batch_request, split
+from selfinstruct.llm.client import LLM, TERMINAL, Request, Usage
+from selfinstruct.llm.pricing import cost, price_for
+from selfinstruct.method.parsing import parse_yes_no
+from selfinstruct.method.prompts import load_template
 from selfinstruct.models import (
     BatchEvent,
     BatchRequest,
@@ -37,16 +38,15 @@ from selfinstruct.models import (
     InstanceSet,
     MachineInstruction,
 )
-from selfinstruct.parsing import parse_yes_no
-from selfinstruct.pool import JsonlAppender, Pool, pool_seeds, store_seeds
-from selfinstruct.pricing import cost, price_for
-from selfinstruct.prompts import load_template
-from selfinstruct.stages.batch_remote import Remote
+from selfinstruct.pipeline.batch_remote import Remote
+from selfinstruct.pipeline.run import dataset_current, resolve_target
 from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
 from selfinstruct.stages.instances import INPUT_FIRST, OUTPUT_FIRST, InstanceWriter
-from selfinstruct.stages.run import dataset_current, resolve_target
+from selfinstruct.store import manifest
+from selfinstruct.store.cache import Completion, RequestCache
+from selfinstruct.store.pool import JsonlAppender, Pool, pool_seeds, store_seeds
 
 STAGES = ("generate", "classify", "instances")
 ROUNDS_PER_SLOT = 8  # a stage 1 round is at most concurrency x this many requests

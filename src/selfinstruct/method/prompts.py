@@ -36,7 +36,7 @@ class Template:
 
 def default_dir() -> Path:
     """The source checkout's prompts/ (editable installs), else the copy inside the wheel."""
-    checkout = Path(__file__).resolve().parents[2] / "prompts"
+    checkout = Path(__file__).resolve().parents[3] / "prompts"
     if checkout.is_dir():
         return checkout
     return Path(str(resources.files("selfinstruct") / "_prompts"))

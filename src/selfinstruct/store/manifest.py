@@ -9,9 +9,9 @@ from dataclasses import asdict
 from importlib import metadata
 from typing import Any
 
-from selfinstruct.cache import spend_since
-from selfinstruct.llm import Usage
-from selfinstruct.pool import Pool, write_atomic
+from selfinstruct.llm.client import Usage
+from selfinstruct.store.cache import spend_since
+from selfinstruct.store.pool import Pool, write_atomic
 
 PAID = ("requests", "batched", "prompt_tokens", "completion_tokens", "cost")  # from the journal
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import InputError
-from selfinstruct.pool import atomic_jsonl, iter_jsonl, write_atomic
-from selfinstruct.similarity import dedup
+from selfinstruct.method.similarity import dedup
+from selfinstruct.store.pool import atomic_jsonl, iter_jsonl, write_atomic
 
 
 @dataclass

@@ -19,15 +19,15 @@ from typing import Any, TypeVar
 
 import openai
 
-from selfinstruct import transport
-from selfinstruct.cache import Completion, RequestCache
 from selfinstruct.config import Settings
 from selfinstruct.errors import BatchAPIError, BudgetExhausted, FatalAPIError
-from selfinstruct.flow import Flow
+from selfinstruct.llm import transport
+from selfinstruct.llm.flow import Flow
+from selfinstruct.llm.pricing import cost, price_for
+from selfinstruct.llm.transport import Clients, MalformedReply, WireClients, client_options
 from selfinstruct.models import Failure
-from selfinstruct.pool import JsonlAppender
-from selfinstruct.pricing import cost, price_for
-from selfinstruct.transport import Clients, MalformedReply, WireClients, client_options
+from selfinstruct.store.cache import Completion, RequestCache
+from selfinstruct.store.pool import JsonlAppender
 
 T = TypeVar("T")
 

@@ -23,7 +23,14 @@ import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from selfinstruct._prefix import Floats, Ints, Overlaps, PrefixIndex, element_codes, f_measure
+from selfinstruct.method._prefix import (
+    Floats,
+    Ints,
+    Overlaps,
+    PrefixIndex,
+    element_codes,
+    f_measure,
+)
 
 __all__ = ["DedupResult", "RougeIndex", "dedup", "rouge_l", "tokenize"]
 

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfinstruct.cache import Completion
 from selfinstruct.errors import CorruptPoolError, InputError
-from selfinstruct.llm import Request, read_reply
+from selfinstruct.llm.client import Request, read_reply
+from selfinstruct.llm.transport import MalformedReply
 from selfinstruct.models import BatchEvent, BatchRequest, ResultLine
-from selfinstruct.pool import JsonlAppender, Pool, atomic_jsonl, parse_line, validate
-from selfinstruct.transport import MalformedReply
+from selfinstruct.store.cache import Completion
+from selfinstruct.store.pool import JsonlAppender, Pool, atomic_jsonl, parse_line, validate
 
 # The OpenAI Batch API's limits per input file (module constants so tests can lower them).
 MAX_REQUESTS = 50_000

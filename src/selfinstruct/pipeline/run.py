@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from selfinstruct import manifest, transport
-from selfinstruct.batchfiles import open_keys
-from selfinstruct.cache import RequestCache
 from selfinstruct.config import (
     ClassifySettings,
     FilterSettings,
@@ -26,17 +23,21 @@ from selfinstruct.config import (
     Settings,
 )
 from selfinstruct.errors import BudgetExhausted, ConfigError, Interrupted
-from selfinstruct.flow import Flow
-from selfinstruct.llm import LLM
+from selfinstruct.llm import transport
+from selfinstruct.llm.batchfiles import open_keys
+from selfinstruct.llm.client import LLM
+from selfinstruct.llm.flow import Flow
+from selfinstruct.method.prompts import load_template
 from selfinstruct.models import Classification, InstanceSet, MachineInstruction
-from selfinstruct.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 from selfinstruct.progress import Progress, progress
-from selfinstruct.prompts import load_template
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async
 from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
 from selfinstruct.stages.instances import INPUT_FIRST, OUTPUT_FIRST, InstanceWriter
+from selfinstruct.store import manifest
+from selfinstruct.store.cache import RequestCache
+from selfinstruct.store.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 
 T = TypeVar("T")
 R = TypeVar("R")

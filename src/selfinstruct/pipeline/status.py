@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from selfinstruct import manifest
-from selfinstruct.batchfiles import open_batches
+from selfinstruct.llm.batchfiles import open_batches
 from selfinstruct.models import (
     Classification,
     Failure,
     InstanceSet,
     MachineInstruction,
 )
-from selfinstruct.pool import Pool, iter_jsonl, torn_tail
+from selfinstruct.store import manifest
+from selfinstruct.store.pool import Pool, iter_jsonl, torn_tail
 
 
 def pool_status(pool: Pool) -> dict[str, Any]:

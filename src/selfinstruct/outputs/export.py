@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 from selfinstruct.errors import ConfigError
 from selfinstruct.models import SeedTask
-from selfinstruct.pool import Pool, atomic_jsonl, write_atomic
-from selfinstruct.stats import dataset_path, read_dataset
+from selfinstruct.outputs.stats import dataset_path, read_dataset
+from selfinstruct.store.pool import Pool, atomic_jsonl, write_atomic
 
 FORMATS = ("alpaca", "openai", "sharegpt", "prompt-completion")
 _SPLIT = re.compile(r"^([A-Za-z0-9_-]+)=([0-9]*\.?[0-9]+)$")

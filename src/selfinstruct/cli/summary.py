@@ -10,10 +10,10 @@ from typing import Any
 import typer
 
 from selfinstruct.errors import SelfInstructError, WorkLeft
-from selfinstruct.llm import Usage
-from selfinstruct.pricing import BATCH_DISCOUNT
-from selfinstruct.stages.batch import BatchReport
-from selfinstruct.stages.run import RunReport
+from selfinstruct.llm.client import Usage
+from selfinstruct.llm.pricing import BATCH_DISCOUNT
+from selfinstruct.pipeline.batch import BatchReport
+from selfinstruct.pipeline.run import RunReport
 
 
 def columns(rows: list[dict[str, Any]]) -> str:

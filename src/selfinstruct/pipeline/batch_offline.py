@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfinstruct.batchfiles import input_line, read_results
 from selfinstruct.errors import InputError
-from selfinstruct.pool import atomic_jsonl
-from selfinstruct.stages.batch import Batches, BatchJob, BatchReport, session
+from selfinstruct.llm.batchfiles import input_line, read_results
+from selfinstruct.pipeline.batch import Batches, BatchJob, BatchReport, session
+from selfinstruct.store.pool import atomic_jsonl
 
 
 def export(job: BatchJob, out: Path) -> BatchReport:

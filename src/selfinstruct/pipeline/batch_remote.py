@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from selfinstruct.batchfiles import Ledger, Result, read_results
 from selfinstruct.config import Settings
 from selfinstruct.errors import BatchAPIError
-from selfinstruct.llm import MAX_RETRY_AFTER, TERMINAL, BatchAPI, BatchInfo
+from selfinstruct.llm.batchfiles import Ledger, Result, read_results
+from selfinstruct.llm.client import MAX_RETRY_AFTER, TERMINAL, BatchAPI, BatchInfo
 from selfinstruct.models import BatchEvent
-from selfinstruct.pool import Pool
+from selfinstruct.store.pool import Pool
 
 T = TypeVar("T")
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from pydantic import BaseModel
 
 from selfinstruct.errors import ConfigError
+from selfinstruct.method.similarity import RougeIndex
 from selfinstruct.models import (
     Classification,
     Instance,
@@ -29,8 +30,7 @@ from selfinstruct.models import (
     Record,
     SeedTask,
 )
-from selfinstruct.pool import Pool
-from selfinstruct.similarity import RougeIndex
+from selfinstruct.store.pool import Pool
 
 LENGTH_EDGES = (0, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300)
 TOP_VERBS, TOP_OBJECTS = 20, 4

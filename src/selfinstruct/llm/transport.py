@@ -2,7 +2,7 @@
 
 At a few hundred requests a second the openai client itself (building each request, httpx,
 aiohttp) costs more CPU than everything else the pipeline does, and one event loop cannot
-keep up. `WireClients` runs the clients in a child process (`python -m selfinstruct.transport
+keep up. `WireClients` runs the clients in a child process (`python -m selfinstruct.llm.transport
 FD`) on another core; the pipeline sends it request bodies and gets back reply JSON over a
 socket pair. Retries, the adaptive limit, the breaker and the cache stay in the parent: the
 worker makes single attempts and reports each failure precisely enough to rebuild the same
@@ -168,7 +168,7 @@ class WireClients:
     async def _start(self) -> asyncio.StreamWriter:
         ours, theirs = socket.socketpair()
         self._worker = subprocess.Popen(
-            [sys.executable, "-m", "selfinstruct.transport", str(theirs.fileno())],
+            [sys.executable, "-m", "selfinstruct.llm.transport", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
         )

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from selfinstruct import __version__
 from selfinstruct.errors import ConfigError
-from selfinstruct.pool import Pool, write_atomic
-from selfinstruct.stats import (
+from selfinstruct.outputs.stats import (
     Bin,
     Reject,
     Row,
@@ -31,6 +30,7 @@ from selfinstruct.stats import (
     read_rejects,
     summary_table,
 )
+from selfinstruct.store.pool import Pool, write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -1,0 +1,1 @@
+"""What users take away from a pool: stats, the HTML report, exports, dedup of any dataset."""

@@ -1,0 +1,1 @@
+"""Orchestration over the stages: `run`, batch mode, `status`."""
