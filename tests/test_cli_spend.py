@@ -23,7 +23,7 @@ from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from pooldata import invoke as cli
 from selfinstruct.cli import app
 from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings
-from selfinstruct.llm.pricing import PRICES, cost
+from selfinstruct.pricing import PRICES, cost
 
 STAGES = {  # the stages' requests told apart by their default max_tokens
     GenerateSettings().max_tokens: "generate",

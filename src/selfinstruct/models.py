@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from selfinstruct.pricing import cost
 
 _SPACES = re.compile(r"\s+")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -185,3 +188,38 @@ class ResultLine(Record):
     custom_id: str
     response: ResultBody | None = None
     error: object = None  # {"code", "message"} from OpenAI; vLLM may give a string
+
+
+class Tokens(Protocol):
+    """What a response's usage says (a cache Completion)."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+
+@dataclass
+class Usage:
+    """What a stage spent; summed into the run manifest."""
+
+    requests: int = 0
+    cached: int = 0
+    retries: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+    batched: int = 0  # of `requests`, those answered through a batch (at the batch price)
+
+    def add(
+        self, completion: Tokens, prices: tuple[float, float] | None, batch: bool = False
+    ) -> None:
+        self.requests += 1
+        self.batched += batch
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        spent = cost(prices, completion.prompt_tokens, completion.completion_tokens, batch)
+        self.cost = None if spent is None or self.cost is None else self.cost + spent

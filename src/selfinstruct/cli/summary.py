@@ -10,10 +10,10 @@ from typing import Any
 import typer
 
 from selfinstruct.errors import SelfInstructError, WorkLeft
-from selfinstruct.llm.client import Usage
-from selfinstruct.llm.pricing import BATCH_DISCOUNT
+from selfinstruct.models import Usage
 from selfinstruct.pipeline.batch import BatchReport
 from selfinstruct.pipeline.run import RunReport
+from selfinstruct.pricing import BATCH_DISCOUNT
 
 
 def columns(rows: list[dict[str, Any]]) -> str:

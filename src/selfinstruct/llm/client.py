@@ -23,9 +23,9 @@ from selfinstruct.config import Settings
 from selfinstruct.errors import BatchAPIError, BudgetExhausted, FatalAPIError
 from selfinstruct.llm import transport
 from selfinstruct.llm.flow import Flow
-from selfinstruct.llm.pricing import cost, price_for
 from selfinstruct.llm.transport import Clients, MalformedReply, WireClients, client_options
-from selfinstruct.models import Failure
+from selfinstruct.models import Failure, Usage
+from selfinstruct.pricing import cost, price_for
 from selfinstruct.store.cache import Completion, RequestCache
 from selfinstruct.store.pool import JsonlAppender
 
@@ -58,31 +58,6 @@ class Request:
     stage: str
     body: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Usage:
-    """What a stage spent; summed into the run manifest."""
-
-    requests: int = 0
-    cached: int = 0
-    retries: int = 0
-    failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = 0.0
-    errors: dict[str, int] = field(default_factory=dict)
-    batched: int = 0  # of `requests`, those answered through a batch (at the batch price)
-
-    def add(
-        self, completion: Completion, prices: tuple[float, float] | None, batch: bool = False
-    ) -> None:
-        self.requests += 1
-        self.batched += batch
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
-        spent = cost(prices, completion.prompt_tokens, completion.completion_tokens, batch)
-        self.cost = None if spent is None or self.cost is None else self.cost + spent
 
 
 class LLM:

@@ -26,8 +26,7 @@ from selfinstruct.config import (
 )
 from selfinstruct.errors import ConfigError
 from selfinstruct.llm.batchfiles import Ledger, Result, batch_request, split
-from selfinstruct.llm.client import LLM, TERMINAL, Request, Usage
-from selfinstruct.llm.pricing import cost, price_for
+from selfinstruct.llm.client import LLM, TERMINAL, Request
 from selfinstruct.method.parsing import parse_yes_no
 from selfinstruct.method.prompts import load_template
 from selfinstruct.models import (
@@ -37,9 +36,11 @@ from selfinstruct.models import (
     Failure,
     InstanceSet,
     MachineInstruction,
+    Usage,
 )
 from selfinstruct.pipeline.batch_remote import Remote
 from selfinstruct.pipeline.run import dataset_current, resolve_target
+from selfinstruct.pricing import cost, price_for
 from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator

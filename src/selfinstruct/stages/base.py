@@ -18,7 +18,8 @@ from selfinstruct.config import Settings
 from selfinstruct.errors import BudgetExhausted, Interrupted
 from selfinstruct.llm import transport
 from selfinstruct.llm.batchfiles import open_keys
-from selfinstruct.llm.client import LLM, Request, Usage
+from selfinstruct.llm.client import LLM, Request
+from selfinstruct.models import Usage
 from selfinstruct.progress import progress
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache

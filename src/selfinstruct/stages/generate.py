@@ -13,7 +13,7 @@ from typing import Any
 
 from selfinstruct.config import GenerateSettings, Settings
 from selfinstruct.errors import Interrupted, SelfInstructError
-from selfinstruct.llm.client import LLM, Request, Usage
+from selfinstruct.llm.client import LLM, Request
 from selfinstruct.method.filters import BLACKLIST, InstructionFilter
 from selfinstruct.method.parsing import continuation, parse_numbered
 from selfinstruct.method.prompts import Template, load_template
@@ -23,6 +23,7 @@ from selfinstruct.models import (
     RejectedInstruction,
     SeedTask,
     Similar,
+    Usage,
     stable_id,
 )
 from selfinstruct.progress import progress

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from importlib import metadata
 from typing import Any
 
-from selfinstruct.llm.client import Usage
+from selfinstruct.models import Usage
 from selfinstruct.store.cache import spend_since
 from selfinstruct.store.pool import Pool, write_atomic
 
