@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -32,6 +33,22 @@ def options(
     ] = False,
 ) -> None:
     """The options before any command."""
+    show_notices()
+
+
+class _Notices(logging.Handler):
+    """The library's notices (a repaired torn line, a signal received) as plain stderr lines,
+    on whatever stderr is when they come (CliRunner swaps it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(self.format(record), err=True)
+
+
+def show_notices() -> None:
+    logger = logging.getLogger("selfinstruct")
+    if not any(isinstance(h, _Notices) for h in logger.handlers):
+        logger.addHandler(_Notices(logging.WARNING))
+        logger.propagate = False
 
 
 # The commands, in the order --help lists them.

@@ -11,9 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from selfinstruct.cli.summary import incomplete_line, outcome, table
+from selfinstruct.cli.summary import Log
 from selfinstruct.config import Settings, read_config_file
-from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError, WorkLeft
+from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError
 from selfinstruct.store.pool import Pool, load_seeds
 
 app = typer.Typer(
@@ -166,15 +166,5 @@ def finish(
     incomplete: str | None = None,
     interrupted: SelfInstructError | None = None,
 ) -> None:
-    """The summary table; then a signal's exit (the boundary words it), a cap's (exit 3) or
-    that of work left (exit 4)."""
-    typer.echo(f"{stage}: " + outcome(stopped, incomplete, interrupted is not None))
-    typer.echo(table(rows))
-    if interrupted:
-        raise interrupted
-    if stopped:
-        typer.echo(f"Stopped: {stopped}; the pool is saved - re-run to continue.", err=True)
-        raise typer.Exit(3)
-    if incomplete:
-        typer.echo(incomplete_line(incomplete), err=True)
-        raise typer.Exit(WorkLeft.exit_code)
+    """The summary table on stdout, then the exit for how the stage ended (Log.finish)."""
+    Log(None, quiet=False).finish(stage, rows, stopped, incomplete, interrupted)

@@ -181,6 +181,8 @@ class Log:
         incomplete: str | None = None,
         interrupted: SelfInstructError | None = None,
     ) -> None:
+        """The summary table; then a signal's exit (the boundary words it), a cap's (exit 3)
+        or that of work left (exit 4)."""
         heading = outcome(stopped, incomplete, interrupted is not None)
         self.echo(f"{stage}: {heading}\n" + table(rows))
         if interrupted:

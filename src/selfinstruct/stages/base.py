@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -25,6 +25,7 @@ from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache
 from selfinstruct.store.pool import JsonlAppender, Pool
 
+log = logging.getLogger(__name__)  # notices; the CLI shows them on stderr
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -87,10 +88,10 @@ class Stop:
         if self.signum is not None:
             os._exit(128 + signum)
         self.signum = signum
-        print(
-            f"\n{signal.Signals(signum).name}: finishing requests in flight (up to "
-            f"{self.GRACE:.0f}s) - send it again to quit at once",
-            file=sys.stderr,
+        log.warning(
+            "\n%s: finishing requests in flight (up to %.0fs) - send it again to quit at once",
+            signal.Signals(signum).name,
+            self.GRACE,
         )
         asyncio.get_running_loop().call_later(self.GRACE, task.cancel)
 

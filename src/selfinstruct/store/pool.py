@@ -7,9 +7,9 @@ import errno
 import fcntl
 import gc
 import json
+import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +27,8 @@ from selfinstruct.errors import (
     StorageError,
 )
 from selfinstruct.models import AlpacaSeed, SeedTask
+
+log = logging.getLogger(__name__)  # notices; the CLI shows them on stderr
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -145,10 +147,12 @@ def repair_tail(path: Path) -> int:
         fp.truncate(keep)
         fp.flush()
         os.fsync(fp.fileno())
-    print(
-        f"Repaired {path}: removed a torn last line ({len(fragment)} bytes, kept in "
-        f"{path.name}.torn) left by an interrupted run.",
-        file=sys.stderr,
+    log.warning(
+        "Repaired %s: removed a torn last line (%d bytes, kept in %s.torn) left by an "
+        "interrupted run.",
+        path,
+        len(fragment),
+        path.name,
     )
     return len(fragment)
 
