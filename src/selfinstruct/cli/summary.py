@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 
 from selfinstruct.errors import SelfInstructError, WorkLeft
-from selfinstruct.models import Usage
+from selfinstruct.models import Usage, now
 from selfinstruct.pipeline.batch import BatchReport
 from selfinstruct.pipeline.run import RunReport
 from selfinstruct.pricing import BATCH_DISCOUNT
@@ -164,7 +163,7 @@ class Log:
 
     def write(self, text: str) -> None:
         if self.path is not None:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            stamp = now()
             with open(self.path, "a", encoding="utf-8") as fp:
                 fp.write("".join(f"{stamp} {line}\n" for line in text.splitlines()))
 

@@ -286,7 +286,7 @@ def machine_tasks(pool: Pool) -> list[Task]:
 
 
 def dataset_path(pool: Pool) -> Path:
-    return pool.root / "dataset.jsonl"
+    return pool.dataset
 
 
 def read_dataset(pool: Pool) -> Iterator[Row]:
@@ -294,7 +294,7 @@ def read_dataset(pool: Pool) -> Iterator[Row]:
 
 
 def read_rejects(pool: Pool) -> Iterator[Reject]:
-    return pool.read(pool.root / "filter_rejects.jsonl", Reject)
+    return pool.read(pool.filter_rejects, Reject)
 
 
 def check_pool(pool: Pool) -> None:

@@ -34,9 +34,9 @@ from selfinstruct.models import (
     BatchRequest,
     Classification,
     Failure,
-    InstanceSet,
     MachineInstruction,
     Usage,
+    now,
 )
 from selfinstruct.pipeline.batch_remote import Remote
 from selfinstruct.pipeline.run import dataset_current, resolve_target
@@ -53,7 +53,6 @@ STAGES = ("generate", "classify", "instances")
 ROUNDS_PER_SLOT = 8  # a stage 1 round is at most concurrency x this many requests
 DEFAULT_YIELD = 3.0  # new instructions per stage 1 request, until the pool says otherwise
 MIN_YIELD = 0.25
-STAMP = "%Y-%m-%dT%H:%M:%S%z"
 
 
 @dataclass
@@ -124,7 +123,7 @@ class Batches:
     def __init__(self, job: BatchJob, cache: RequestCache, failures: JsonlAppender) -> None:
         self.job, self.pool, self.cache, self.failures = job, job.pool, cache, failures
         self.ledger = Ledger(job.pool)
-        self.started = time.strftime(STAMP)
+        self.started = now()
         self.report = BatchReport(target=self.resolve_target())
         self.llms = {s: LLM(job.llm, cache, failures, s, connect=False) for s in STAGES}
         self.prices = price_for(job.llm.model, job.llm.price_in, job.llm.price_out)
@@ -240,17 +239,10 @@ class Batches:
         self.report.counts = self.cls.report.counts + self.ins.report.counts
 
     def to_classify(self) -> list[MachineInstruction]:
-        done = {c.id for c in self.pool.read(self.pool.classifications, Classification)}
-        return [
-            i
-            for i in self.pool.read(self.pool.instructions, MachineInstruction)
-            if i.id not in done
-        ]
+        return self.pool.work().unclassified
 
     def to_instances(self) -> list[Classification]:
-        done = {r.id for r in self.pool.read(self.pool.instances, InstanceSet)}
-        latest = {c.id: c for c in self.pool.read(self.pool.classifications, Classification)}
-        return [c for c in latest.values() if c.is_classification is not None and c.id not in done]
+        return self.pool.work().without_instances
 
     def classify_chain(self, item: MachineInstruction) -> tuple[Request, Completion | None]:
         """The request whose answer decides (the retry after an unparsed one) and its answer."""
@@ -314,7 +306,7 @@ class Batches:
         finished = finished and not self.to_classify() and not self.to_instances()
         if finished and not dataset_current(self.pool):
             self.report.dataset = write_dataset(FilterJob(self.pool, self.job.filter))
-        last = {"started": self.started, "finished": time.strftime(STAMP), "outcome": "batch"}
+        last = {"started": self.started, "finished": now(), "outcome": "batch"}
         if stopped:
             last["outcome"] = f"batch, stopped: {stopped}"
         manifest.record_run(self.pool, last)

@@ -28,7 +28,7 @@ from selfinstruct.llm.batchfiles import open_keys
 from selfinstruct.llm.client import LLM
 from selfinstruct.llm.flow import Flow
 from selfinstruct.method.prompts import load_template
-from selfinstruct.models import Classification, InstanceSet, MachineInstruction
+from selfinstruct.models import Classification, MachineInstruction, now
 from selfinstruct.progress import Progress, progress
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async
 from selfinstruct.stages.classify import Classifier
@@ -37,7 +37,7 @@ from selfinstruct.stages.generate import GenerateReport, Generator
 from selfinstruct.stages.instances import INPUT_FIRST, OUTPUT_FIRST, InstanceWriter
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache
-from selfinstruct.store.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
+from selfinstruct.store.pool import JsonlAppender, Pool, Work, bulk_load, pool_seeds, store_seeds
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,32 +84,11 @@ def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -
     return (base if base is not None else have) + (add or 0)
 
 
-@dataclass
-class Leftover:
-    """The pool as a run finds it: machine records and the work earlier runs left undone."""
-
-    machine: list[MachineInstruction]
-    to_classify: list[MachineInstruction]
-    to_instances: list[Classification]
-
-    @classmethod
-    def read(cls, pool: Pool) -> Leftover:
-        machine = list(pool.read(pool.instructions, MachineInstruction))
-        classified = {c.id: c for c in pool.read(pool.classifications, Classification)}
-        with_instances = {r.id for r in pool.read(pool.instances, InstanceSet)}
-        return cls(
-            machine,
-            [rec for rec in machine if rec.id not in classified],
-            [c for c in classified.values() if c.is_classification is not None
-             and c.id not in with_instances],
-        )  # fmt: skip
-
-
 class Pipeline:
     """Three stage workers over shared queues, one cache, one failures file, one Flow."""
 
     def __init__(
-        self, job: RunJob, cache: RequestCache, failures: JsonlAppender, work: Leftover
+        self, job: RunJob, cache: RequestCache, failures: JsonlAppender, work: Work
     ) -> None:
         self.job, pool = job, job.pool
         self.flow = Flow(
@@ -141,13 +120,16 @@ class Pipeline:
         self.to_instances: asyncio.Queue[Classification | None] = asyncio.Queue()
         self.stopped: str | None = None
         reserved = open_keys(pool)  # read once: batches.jsonl and every open batch's file
-        for rec in leave_to_batches(reserved, work.to_classify, self.cls.build, self.cls.report):
+        for rec in leave_to_batches(reserved, work.unclassified, self.cls.build, self.cls.report):
             self.to_classify.put_nowait(rec)
-        for c in leave_to_batches(reserved, work.to_instances, self.ins.build, self.ins.report):
+        for c in leave_to_batches(
+            reserved, work.without_instances, self.ins.build, self.ins.report
+        ):
             self.to_instances.put_nowait(c)
         # The bar counts steps, three an instruction (an unparsed classification gets no
         # instances: its third step is done with the second), so it ends when stage 3 does.
-        self.steps = 3 * len(work.machine) - 2 * len(work.to_classify) - len(work.to_instances)
+        todo = 2 * len(work.unclassified) + len(work.without_instances)
+        self.steps = 3 * len(work.machine) - todo
         self.done = {"generated": 0, "classified": 0, "with instances": 0}
 
     def step(self, bar: Progress, stage: str, steps: int = 1) -> None:
@@ -227,12 +209,12 @@ def run_pipeline(job: RunJob) -> RunReport:
     pool = job.pool
     with pool.writing():
         with bulk_load():
-            work = Leftover.read(pool)
+            work = pool.work()
         have = len(work.machine)
         target = resolve_target(pool, job.target, job.add, have)
         manifest.record_run(pool, {"target": target})
         report = RunReport(target=target, generate=GenerateReport(target, have))
-        idle = not (work.to_classify or work.to_instances)
+        idle = not (work.unclassified or work.without_instances)
         if have >= target and idle and dataset_current(pool):
             report.nothing_to_do = True  # decided before loading the index or any client
             return report
@@ -248,7 +230,7 @@ def run_pipeline(job: RunJob) -> RunReport:
 
 
 def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunReport:
-    started, stamp = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    started, stamp = time.monotonic(), now()
     outcome = "error"
     running = {"started": stamp, "finished": None, "outcome": "running", "concurrency": None}
     manifest.record_run(job.pool, running)  # what `status` shows meanwhile, or after a kill
@@ -267,9 +249,7 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
             report.filter = write_dataset(FilterJob(job.pool, job.filter))
         left = [pipe.cls.report.left("unclassified"), pipe.ins.report.left("without instances")]
         report.incomplete = ", ".join(filter(None, left)) or None
-        outcome = f"stopped: {report.stopped}" if report.stopped else "done"
-        if report.incomplete and not report.stopped:
-            outcome = f"incomplete: {report.incomplete}"
+        outcome = manifest.outcome(report.stopped, report.incomplete)
         return report
     except BaseException as e:
         outcome = f"error: {pipe.llms['generate'].redact(str(e)) or type(e).__name__}"
@@ -291,7 +271,7 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
             {
                 "target": report.target,
                 "started": stamp,
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "finished": now(),
                 "outcome": outcome,
                 "concurrency": report.concurrency,
             },
@@ -302,7 +282,7 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
 
 def dataset_current(pool: Pool) -> bool:
     """Whether stage 4's output is newer than everything it is made from."""
-    out = pool.root / "dataset.jsonl"
+    out = pool.dataset
     if not out.exists():
         return False
     inputs = [pool.seeds, pool.instructions, pool.classifications, pool.instances]

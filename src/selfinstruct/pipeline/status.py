@@ -7,10 +7,7 @@ from typing import Any
 
 from selfinstruct.llm.batchfiles import open_batches
 from selfinstruct.models import (
-    Classification,
     Failure,
-    InstanceSet,
-    MachineInstruction,
 )
 from selfinstruct.store import manifest
 from selfinstruct.store.pool import Pool, iter_jsonl, torn_tail
@@ -18,34 +15,34 @@ from selfinstruct.store.pool import Pool, iter_jsonl, torn_tail
 
 def pool_status(pool: Pool) -> dict[str, Any]:
     """A JSON-ready summary; reads the pool without taking its lock."""
-    machine = [r.id for r in pool.read(pool.instructions, MachineInstruction)]
-    classes = {c.id: c.is_classification for c in pool.read(pool.classifications, Classification)}
-    with_instances = {r.id: len(r.instances) for r in pool.read(pool.instances, InstanceSet)}
+    work = pool.work()
+    classes = {i: c.is_classification for i, c in work.classes.items()}
     failures = Counter(f.stage for f in pool.read(pool.failures, Failure))
     data = manifest.with_spend(pool)  # killed runs and the one in progress included
-    dataset = pool.root / "dataset.jsonl"
-    parsed = [i for i, flag in classes.items() if flag is not None]
     waiting = open_batches(pool)
     return {
         "pool": str(pool.root),
         "target": data.get("run", {}).get("target"),
-        "generate": {"done": len(machine), "failures": failures["generate"]},
+        "generate": {"done": len(work.machine), "failures": failures["generate"]},
         "classify": {
-            "done": len(classes), "pending": sum(i not in classes for i in machine),
+            "done": len(classes), "pending": len(work.unclassified),
             "yes": sum(v is True for v in classes.values()),
             "no": sum(v is False for v in classes.values()),
             "unparsed": sum(v is None for v in classes.values()),
             "failures": failures["classify"],
         },
         "instances": {
-            "done": len(with_instances), "pending": sum(i not in with_instances for i in parsed),
-            "instances": sum(with_instances.values()), "failures": failures["instances"],
+            "done": len(work.instances), "pending": len(work.without_instances),
+            "instances": sum(len(s.instances) for s in work.instances.values()),
+            "failures": failures["instances"],
         },
         "batches": {
             "open": len(waiting), "requests": sum(e.requests for e in waiting),
             "stages": sorted({e.stage for e in waiting}),
         },
-        "filter": {"dataset": sum(1 for _ in iter_jsonl(dataset)) if dataset.exists() else None},
+        "filter": {
+            "dataset": sum(1 for _ in iter_jsonl(pool.dataset)) if pool.dataset.exists() else None
+        },
         "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
         "last_run": {k: v for k, v in data.get("run", {}).items() if k != "target"} or None,
         "lock": pool.lock.holder(),

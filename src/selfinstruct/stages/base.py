@@ -19,7 +19,7 @@ from selfinstruct.errors import BudgetExhausted, Interrupted
 from selfinstruct.llm import transport
 from selfinstruct.llm.batchfiles import open_keys
 from selfinstruct.llm.client import LLM, Request
-from selfinstruct.models import Usage
+from selfinstruct.models import Usage, now
 from selfinstruct.progress import progress
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache
@@ -127,14 +127,14 @@ def run_recorded(
     `summary()` gives (why it stopped early or None, counters) at the end.
     """
     entry = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": now(),
         "settings": llm.settings.public(),
         **entry,
     }
     try:
         result = run_async(main, llm)
         stopped = summary()[0]
-        entry["outcome"] = f"stopped: {stopped}" if stopped else "done"
+        entry["outcome"] = manifest.outcome(stopped)
         return result
     except BaseException as e:
         entry["outcome"] = f"error: {llm.redact(str(e)) or type(e).__name__}"

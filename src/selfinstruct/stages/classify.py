@@ -82,8 +82,8 @@ def classify(job: StageJob) -> StageReport:
     template = load_template("classify", job.prompts)
     pool = job.pool
     with pool.writing():
-        done = {c.id for c in pool.read(pool.classifications, Classification)}
-        pending = [i for i in pool.read(pool.instructions, MachineInstruction) if i.id not in done]
+        work = pool.work()
+        done, pending = work.classes, work.unclassified
         if not pending:
             return StageReport(done_before=len(done))
         with llm_session(pool, job.llm, STAGE) as llm:

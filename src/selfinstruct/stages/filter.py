@@ -230,8 +230,8 @@ def write_dataset(job: FilterJob) -> FilterReport:
         sets = {s.id: s for s in pool.read(pool.instances, InstanceSet)}
     work = Filter(pool, job.settings)
     report = work.report
-    report.out = job.out or pool.root / "dataset.jsonl"
-    report.rejects = pool.root / "filter_rejects.jsonl"
+    report.out = job.out or pool.dataset
+    report.rejects = pool.filter_rejects
     with atomic_jsonl(report.out) as write, atomic_jsonl(report.rejects) as reject:
         if job.include_seeds:
             report.seeds = write_seeds(seeds, write)

@@ -106,11 +106,8 @@ def instances(job: StageJob) -> StageReport:
     }
     pool = job.pool
     with pool.writing():
-        done = {r.id for r in pool.read(pool.instances, InstanceSet)}
-        latest = {c.id: c for c in pool.read(pool.classifications, Classification)}
-        pending = [
-            c for c in latest.values() if c.is_classification is not None and c.id not in done
-        ]
+        work = pool.work()
+        done, pending = work.instances, work.without_instances
         if not pending:
             return StageReport(done_before=len(done))
         with llm_session(pool, job.llm, STAGE) as llm:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from dataclasses import asdict
 from importlib import metadata
 from typing import Any
 
-from selfinstruct.models import Usage
+from selfinstruct.models import Usage, now
 from selfinstruct.store.cache import spend_since
 from selfinstruct.store.pool import Pool, write_atomic
+
+
+def outcome(stopped: str | None = None, incomplete: str | None = None) -> str:
+    """How a stage or run ended, as run.json says it (errors are worded where they are caught)."""
+    if stopped:
+        return f"stopped: {stopped}"
+    return f"incomplete: {incomplete}" if incomplete else "done"
+
 
 PAID = ("requests", "batched", "prompt_tokens", "completion_tokens", "cost")  # from the journal
 
@@ -52,7 +59,7 @@ def record_stage(pool: Pool, stage: str, entry: dict[str, Any], usage: Usage | N
         **entry,
         "usage": asdict(usage) if usage else None,
         "totals": totals,
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "updated": now(),
     }
     write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")
 

@@ -11,8 +11,8 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,14 @@ from selfinstruct.errors import (
     PoolLockedError,
     StorageError,
 )
-from selfinstruct.models import AlpacaSeed, SeedTask
+from selfinstruct.models import (
+    AlpacaSeed,
+    Classification,
+    InstanceSet,
+    MachineInstruction,
+    SeedTask,
+    now,
+)
 
 log = logging.getLogger(__name__)  # notices; the CLI shows them on stderr
 
@@ -289,7 +296,7 @@ class PoolLock:
                 ) from None
             raise
         os.ftruncate(fd, 0)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        stamp = now()
         os.write(fd, f"pid {os.getpid()}, started {stamp}\n".encode())
         self._fd = fd
 
@@ -316,6 +323,29 @@ class PoolLock:
             self._fd = None
 
 
+@dataclass
+class Work:
+    """The pool's machine instructions, their latest classifications and instance sets."""
+
+    machine: list[MachineInstruction]
+    classes: dict[str, Classification]
+    instances: dict[str, InstanceSet]
+
+    @property
+    def unclassified(self) -> list[MachineInstruction]:
+        """Instructions that stage 2 has not answered yet."""
+        return [rec for rec in self.machine if rec.id not in self.classes]
+
+    @property
+    def without_instances(self) -> list[Classification]:
+        """Classified instructions (Yes or No) that stage 3 has not written instances for."""
+        return [
+            c
+            for c in self.classes.values()
+            if c.is_classification is not None and c.id not in self.instances
+        ]
+
+
 class Pool:
     """The directory that holds a run's data; every stage reads and appends here."""
 
@@ -331,7 +361,17 @@ class Pool:
         self.batch_files = root / "batch_files"
         self.cache = root / "cache.sqlite"
         self.manifest = root / "run.json"
+        self.dataset = root / "dataset.jsonl"
+        self.filter_rejects = root / "filter_rejects.jsonl"
         self.lock = PoolLock(root / ".lock")
+
+    def work(self) -> Work:
+        """Stages 1-3's records and what they leave to do (the one place that decides)."""
+        return Work(
+            list(self.read(self.instructions, MachineInstruction)),
+            {c.id: c for c in self.read(self.classifications, Classification)},
+            {r.id: r for r in self.read(self.instances, InstanceSet)},
+        )
 
     def jsonl_files(self) -> list[Path]:
         return sorted(self.root.glob("*.jsonl"))
