@@ -16,8 +16,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from cli_reference import ENV
 from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config, write_seeds
-from readme_cli import ENV
 from selfinstruct import __version__
 from selfinstruct.cli import app
 

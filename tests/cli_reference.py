@@ -1,4 +1,8 @@
-"""Generate the README's CLI reference from `--help`: `python tests/readme_cli.py --write`."""
+"""Generate docs/cli.md's CLI reference from `--help`: `python tests/cli_reference.py --write`.
+
+The help is rendered 100 columns wide, without colour, whatever the terminal, so the page is
+the same on every machine.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typer.testing import CliRunner
 
 from selfinstruct.cli import app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 BLOCK = re.compile(r"(<!-- cli-reference:[^\n]*-->\n)(.*?)(<!-- end cli-reference -->)", re.DOTALL)
 ENV = {"COLUMNS": "100", "TERMINAL_WIDTH": "100", "NO_COLOR": "1", "TERM": "dumb"}
 
@@ -34,13 +38,13 @@ def reference() -> str:
     return "\n".join(parts)
 
 
-def render(readme: str) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + reference() + m.group(3), readme)
+def render(page: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + reference() + m.group(3), page)
 
 
 if __name__ == "__main__":
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     if "--write" in sys.argv:
-        README.write_text(render(text), encoding="utf-8")
+        PAGE.write_text(render(text), encoding="utf-8")
     else:
         print(reference())
