@@ -7,7 +7,7 @@
 
 The fake server (bench/asyncserver.py: the test server's replies behind one event loop) runs
 in its own process, so the CPU measured here is the pipeline's alone: this process and its
-HTTP worker process (selfinstruct/transport.py) when it has one. Ideal = concurrency /
+HTTP worker process (selfinstruct/llm/transport.py) when it has one. Ideal = concurrency /
 latency; "bare client" is the openai client alone sending requests as fast as the same
 server and concurrency allow, measured in the same run: the ceiling of this machine, and
 with its CPU per request ("bare CPU") the floor under the pipeline's.
