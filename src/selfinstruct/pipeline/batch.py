@@ -28,7 +28,6 @@ from selfinstruct.errors import ConfigError
 from selfinstruct.llm.batchfiles import Ledger, Result, batch_request, split
 from selfinstruct.llm.client import LLM, TERMINAL, Request
 from selfinstruct.method.parsing import parse_yes_no
-from selfinstruct.method.prompts import load_template
 from selfinstruct.models import (
     BatchEvent,
     BatchRequest,
@@ -40,14 +39,13 @@ from selfinstruct.models import (
 )
 from selfinstruct.pipeline.batch_remote import Remote
 from selfinstruct.pipeline.run import dataset_current, resolve_target
+from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.pricing import cost, price_for
-from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
-from selfinstruct.stages.instances import INPUT_FIRST, OUTPUT_FIRST, InstanceWriter
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import Completion, RequestCache
-from selfinstruct.store.pool import JsonlAppender, Pool, pool_seeds, store_seeds
+from selfinstruct.store.pool import JsonlAppender, Pool
 
 STAGES = ("generate", "classify", "instances")
 ROUNDS_PER_SLOT = 8  # a stage 1 round is at most concurrency x this many requests
@@ -131,16 +129,7 @@ class Batches:
         self.failed = {f.request for f in self.pool.read(self.pool.failures, Failure)}
         self.remote = Remote(self.ledger, job.llm)
         self.gen = self.generator()
-        self.cls = Classifier(
-            self.llms["classify"],
-            load_template("classify", job.prompts),
-            job.classify,
-            self.pool.classifications,
-        )
-        kinds = {
-            k: load_template(f"instances_{k}", job.prompts) for k in (OUTPUT_FIRST, INPUT_FIRST)
-        }
-        self.ins = InstanceWriter(self.llms["instances"], kinds, job.instances, self.pool)
+        self.cls, self.ins = workers(job, self.llms)
 
     def resolve_target(self) -> int | None:
         """Stage 1's target: -n, else the one `run` saved, else the last generate batch's."""
@@ -166,11 +155,8 @@ class Batches:
         job, target = self.job, self.report.target
         if "generate" not in job.stages or target is None:
             return None
-        seeds = pool_seeds(self.pool, job.seeds)
-        store_seeds(self.pool, seeds)
-        template = load_template(f"generate_{job.llm.api}", job.prompts)
         llm = self.llms["generate"]
-        gen = Generator(self.pool, seeds, llm, job.generate, template, job.seed)
+        gen = generator(job, llm)
         gen.report = GenerateReport(target=target, before=len(gen.machine), usage=llm.usage)
         self.report.generate = gen.report
         return gen

@@ -27,17 +27,15 @@ from selfinstruct.llm import transport
 from selfinstruct.llm.batchfiles import open_keys
 from selfinstruct.llm.client import LLM
 from selfinstruct.llm.flow import Flow
-from selfinstruct.method.prompts import load_template
 from selfinstruct.models import Classification, MachineInstruction, now
+from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.progress import Progress, progress
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async
-from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
-from selfinstruct.stages.generate import GenerateReport, Generator
-from selfinstruct.stages.instances import INPUT_FIRST, OUTPUT_FIRST, InstanceWriter
+from selfinstruct.stages.generate import GenerateReport
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache
-from selfinstruct.store.pool import JsonlAppender, Pool, Work, bulk_load, pool_seeds, store_seeds
+from selfinstruct.store.pool import JsonlAppender, Pool, Work, bulk_load
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,22 +98,8 @@ class Pipeline:
             for s in ("generate", "classify", "instances")
         }
         self.llms = llms
-        seeds = pool_seeds(pool, job.seeds)
-        store_seeds(pool, seeds)
-        template = load_template(f"generate_{job.llm.api}", job.prompts)
-        self.gen = Generator(
-            pool, seeds, llms["generate"], job.generate, template, job.seed, machine=work.machine
-        )
-        self.cls = Classifier(
-            llms["classify"],
-            load_template("classify", job.prompts),
-            job.classify,
-            pool.classifications,
-        )
-        kinds = {
-            k: load_template(f"instances_{k}", job.prompts) for k in (OUTPUT_FIRST, INPUT_FIRST)
-        }
-        self.ins = InstanceWriter(llms["instances"], kinds, job.instances, pool)
+        self.gen = generator(job, llms["generate"], machine=work.machine)
+        self.cls, self.ins = workers(job, llms)
         self.to_classify: asyncio.Queue[MachineInstruction | None] = asyncio.Queue()
         self.to_instances: asyncio.Queue[Classification | None] = asyncio.Queue()
         self.stopped: str | None = None
