@@ -1,3 +1,94 @@
-"""Self-Instruct: turn a few seed tasks into an instruction-tuning dataset."""
+"""Self-Instruct: turn a few seed tasks into an instruction-tuning dataset.
+
+The public Python API (docs/python.md): the stage functions with their job, settings and
+report types. The `selfinstruct` command is a client of this same surface. Names load on
+first use, so importing the package (or `selfinstruct --help`) loads neither openai nor numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Each public name and the module that defines it.
+_WHERE = {
+    "Pool": "selfinstruct.store.pool",
+    "Settings": "selfinstruct.config",
+    "GenerateSettings": "selfinstruct.config",
+    "ClassifySettings": "selfinstruct.config",
+    "InstancesSettings": "selfinstruct.config",
+    "FilterSettings": "selfinstruct.config",
+    "SelfInstructError": "selfinstruct.errors",
+    "generate": "selfinstruct.stages.generate",
+    "GenerateJob": "selfinstruct.stages.generate",
+    "GenerateReport": "selfinstruct.stages.generate",
+    "classify": "selfinstruct.stages.classify",
+    "instances": "selfinstruct.stages.instances",
+    "StageJob": "selfinstruct.stages.base",
+    "StageReport": "selfinstruct.stages.base",
+    "filter_pool": "selfinstruct.stages.filter",
+    "FilterJob": "selfinstruct.stages.filter",
+    "FilterReport": "selfinstruct.stages.filter",
+    "run_pipeline": "selfinstruct.pipeline.run",
+    "RunJob": "selfinstruct.pipeline.run",
+    "RunReport": "selfinstruct.pipeline.run",
+    "pool_status": "selfinstruct.pipeline.status",
+    "dedup": "selfinstruct.method.similarity",
+    "rouge_l": "selfinstruct.method.similarity",
+}
+__all__ = [
+    "__version__",
+    "Pool",
+    "Settings",
+    "GenerateSettings",
+    "ClassifySettings",
+    "InstancesSettings",
+    "FilterSettings",
+    "SelfInstructError",
+    "generate",
+    "GenerateJob",
+    "GenerateReport",
+    "classify",
+    "instances",
+    "StageJob",
+    "StageReport",
+    "filter_pool",
+    "FilterJob",
+    "FilterReport",
+    "run_pipeline",
+    "RunJob",
+    "RunReport",
+    "pool_status",
+    "dedup",
+    "rouge_l",
+]
+
+if TYPE_CHECKING:
+    from selfinstruct.config import (
+        ClassifySettings,
+        FilterSettings,
+        GenerateSettings,
+        InstancesSettings,
+        Settings,
+    )
+    from selfinstruct.errors import SelfInstructError
+    from selfinstruct.method.similarity import dedup, rouge_l
+    from selfinstruct.pipeline.run import RunJob, RunReport, run_pipeline
+    from selfinstruct.pipeline.status import pool_status
+    from selfinstruct.stages.base import StageJob, StageReport
+    from selfinstruct.stages.classify import classify
+    from selfinstruct.stages.filter import FilterJob, FilterReport, filter_pool
+    from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate
+    from selfinstruct.stages.instances import instances
+    from selfinstruct.store.pool import Pool
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module when the name is first used (PEP 562)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'selfinstruct' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

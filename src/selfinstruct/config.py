@@ -28,6 +28,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_FILE = "selfinstruct.toml"
+STAGES = ("generate", "classify", "instances")  # the stages that call a model
 
 
 class Settings(BaseModel):

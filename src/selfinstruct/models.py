@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
@@ -32,11 +31,6 @@ Text = Annotated[str, AfterValidator(_encodable)]  # for text that users write
 def replace_lone_surrogates(text: str) -> str:
     """The text with U+FFFD for each lone surrogate, so that UTF-8 can hold it."""
     return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def now() -> str:
-    """The local time as run.json, the lock and the logs write it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def normalize(text: str) -> str:

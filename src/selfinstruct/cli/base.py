@@ -7,14 +7,13 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from selfinstruct.cli.summary import Log
 from selfinstruct.config import Settings, read_config_file
 from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError
-from selfinstruct.store.pool import Pool, load_seeds
 
 app = typer.Typer(
     help="Turn a few seed tasks into an instruction-tuning dataset (Self-Instruct).",
@@ -22,6 +21,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+if TYPE_CHECKING:
+    from selfinstruct.store.pool import Pool
+
 F = TypeVar("F", bound=Callable[..., Any])
 PANEL = "Model and API"
 
@@ -108,6 +110,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.",
 def open_pool(path: Path, seeds: Path | None = None) -> Pool:
     """The pool at `path`. Only a command given --seeds may start one, and it reads the seed
     file first, so that a mistyped --pool or a rejected seed file leaves nothing behind."""
+    from selfinstruct.store.pool import Pool, load_seeds
+
     pool = Pool(path)
     if seeds is not None:
         load_seeds(seeds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,7 @@ from selfinstruct.cli.base import (
 )
 from selfinstruct.cli.summary import Log, batch_rows, columns
 from selfinstruct.config import (
+    STAGES,
     ClassifySettings,
     FileConfig,
     GenerateSettings,
@@ -28,9 +29,9 @@ from selfinstruct.config import (
     Settings,
 )
 from selfinstruct.errors import ConfigError
-from selfinstruct.pipeline.batch import STAGES, BatchJob, BatchReport, advance, collect, submit
-from selfinstruct.pipeline.batch_offline import export, import_results
-from selfinstruct.pipeline.batch_remote import batch_status
+
+if TYPE_CHECKING:
+    from selfinstruct.pipeline.batch import BatchJob, BatchReport
 
 batch_app = typer.Typer(
     help="Batch mode: the Batch API at half price, or an offline engine (vllm run-batch).",
@@ -51,6 +52,8 @@ def batch_job(
     llm: Settings, config: FileConfig, pool: Path, stages: tuple[str, ...], prompts: Path | None,
     seed: int | None = None, seeds: Path | None = None, target: int | None = None,
 ) -> BatchJob:  # fmt: skip
+    from selfinstruct.pipeline.batch import BatchJob
+
     return BatchJob(
         pool=open_pool(pool, seeds), llm=llm, stages=stages, prompts=prompts, seeds=seeds,
         target=target,
@@ -62,6 +65,8 @@ def batch_job(
 
 
 def run_batch(job: BatchJob, log_file: Path | None, quiet: bool) -> None:
+    from selfinstruct.pipeline.batch import advance
+
     with Log(log_file, quiet) as log:
         report = advance(job)
         if report.idle and report.dataset is None:
@@ -91,6 +96,8 @@ def batch_submit_cmd(
     prompts: PromptsOpt = None,
 ) -> None:  # fmt: skip
     """Upload the requests each stage needs next and create their batches."""
+    from selfinstruct.pipeline.batch import submit
+
     plan = batch_job(llm, config, pool, stages_of(stage), prompts, seed, seeds, num_instructions)
     print_batch("batch submit", submit(plan))
 
@@ -101,6 +108,8 @@ def batch_collect_cmd(
     llm: Settings, config: FileConfig, pool: PoolOpt = Path("data"), prompts: PromptsOpt = None
 ) -> None:
     """Download finished batches and write their results to the pool."""
+    from selfinstruct.pipeline.batch import collect
+
     print_batch("batch collect", collect(batch_job(llm, config, pool, STAGES, prompts)))
 
 
@@ -113,6 +122,8 @@ def batch_status_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Each batch's state and request counts (open ones as the server reports them)."""
+    from selfinstruct.pipeline.batch_remote import batch_status
+
     rows = batch_status(open_pool(pool), llm)
     if as_json:
         return typer.echo(json.dumps(rows, indent=2))
@@ -128,6 +139,8 @@ def batch_export_cmd(
     seeds: SeedsOpt = None, seed: SeedOpt = None, prompts: PromptsOpt = None,
 ) -> None:  # fmt: skip
     """Write the next requests for an offline engine instead of uploading them."""
+    from selfinstruct.pipeline.batch_offline import export
+
     plan = batch_job(llm, config, pool, stages_of(stage), prompts, seed, seeds, num_instructions)
     print_batch("batch export", export(plan, out))
 
@@ -140,5 +153,7 @@ def batch_import_cmd(
     pool: PoolOpt = Path("data"), prompts: PromptsOpt = None,
 ) -> None:  # fmt: skip
     """Write the results of exported requests to the pool."""
+    from selfinstruct.pipeline.batch_offline import import_results
+
     plan = batch_job(llm, config, pool, STAGES, prompts)
     print_batch("batch import", import_results(plan, results))

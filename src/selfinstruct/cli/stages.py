@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -39,6 +39,7 @@ from selfinstruct.cli.summary import (
     usage_rows,
 )
 from selfinstruct.config import (
+    STAGES,
     ClassifySettings,
     FileConfig,
     FilterSettings,
@@ -47,17 +48,9 @@ from selfinstruct.config import (
     Settings,
     read_config_file,
 )
-from selfinstruct.method.prompts import load_template
-from selfinstruct.outputs.dedup import dedup_file
-from selfinstruct.pipeline.batch import STAGES, advance
-from selfinstruct.pipeline.run import RunJob, run_pipeline
-from selfinstruct.pipeline.status import pool_status
-from selfinstruct.stages.base import StageJob, StageReport
-from selfinstruct.stages.classify import classify
-from selfinstruct.stages.filter import FilterJob, filter_pool
-from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate, sample_prompt
-from selfinstruct.stages.instances import instances
-from selfinstruct.store.pool import Pool, load_seeds
+
+if TYPE_CHECKING:
+    from selfinstruct import GenerateJob, GenerateReport, StageReport
 
 
 @llm_command
@@ -76,6 +69,9 @@ def generate_cmd(
     batch: BatchOpt = False,
 ) -> None:
     """Stage 1: bootstrap new instructions from the seeds until the pool holds -n of them."""
+    from selfinstruct import GenerateJob, Pool, generate
+    from selfinstruct.pipeline.batch import advance
+
     job = GenerateJob(
         pool=Pool(pool), seeds=seeds, target=num_instructions, llm=llm, prompts=prompts,
         stage=config.settings(GenerateSettings, "generate"), progress=progress,
@@ -96,6 +92,9 @@ def classify_cmd(
     progress: ProgressOpt = True, batch: BatchOpt = False,
 ) -> None:  # fmt: skip
     """Stage 2: ask whether each machine instruction is a classification task."""
+    from selfinstruct import StageJob, classify
+    from selfinstruct.pipeline.batch import advance
+
     if batch:
         return print_batch(
             "classify", advance(batch_job(llm, config, pool, ("classify",), prompts))
@@ -121,6 +120,9 @@ def instances_cmd(
     batch: BatchOpt = False,
 ) -> None:
     """Stage 3: write inputs and outputs (output-first for classification tasks)."""
+    from selfinstruct import StageJob, instances
+    from selfinstruct.pipeline.batch import advance
+
     flags = {"max_instances": max_instances}
     stage = config.settings(InstancesSettings, "instances", flags)
     if batch:
@@ -148,6 +150,8 @@ def filter_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Stage 4: drop near-duplicates and bad instances; write the final dataset."""
+    from selfinstruct import FilterJob, filter_pool
+
     flags = {"rouge_threshold": rouge_threshold, "max_instances": max_instances}
     settings = read_config_file(config).settings(FilterSettings, "filter", flags)
     report = filter_pool(FilterJob(open_pool(pool), settings, out, include_seeds))
@@ -181,6 +185,8 @@ def dedup_cmd(
     ] = None,
 ) -> None:
     """Drop near-duplicate records (ROUGE-L F > threshold against an earlier kept one)."""
+    from selfinstruct.outputs.dedup import dedup_file
+
     report = dedup_file(src, out, field, threshold, rejected, against)
     rows = [
         ("records", str(report.total)),
@@ -192,6 +198,10 @@ def dedup_cmd(
 
 
 def show_dry_run(job: GenerateJob) -> None:
+    from selfinstruct.method.prompts import load_template
+    from selfinstruct.stages.generate import sample_prompt
+    from selfinstruct.store.pool import load_seeds
+
     template = load_template(f"generate_{job.llm.api}", job.prompts)
     seeds = load_seeds(job.seeds) if job.seeds else []
     resolved = {"settings": job.llm.public(), "generate": job.stage.model_dump(mode="json"),
@@ -273,6 +283,8 @@ def run_cmd(
     batch: BatchOpt = False,
 ) -> None:
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
+    from selfinstruct import RunJob, run_pipeline
+
     if batch:
         plan = batch_job(llm, config, pool, STAGES, prompts, seed, seeds, num_instructions)
         plan.add, plan.filter = add, config.settings(FilterSettings, "filter")
@@ -299,6 +311,8 @@ def status_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Progress per stage, failures, tokens and cost, the last run, and who holds the lock."""
+    from selfinstruct import pool_status
+
     status = pool_status(open_pool(pool))
     if as_json:
         return typer.echo(json.dumps(status, indent=2, default=str))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from selfinstruct.clock import now
 from selfinstruct.errors import SelfInstructError, WorkLeft
-from selfinstruct.models import Usage, now
-from selfinstruct.pipeline.batch import BatchReport
-from selfinstruct.pipeline.run import RunReport
 from selfinstruct.pricing import BATCH_DISCOUNT
+
+if TYPE_CHECKING:
+    from selfinstruct.models import Usage
+    from selfinstruct.pipeline.batch import BatchReport
+    from selfinstruct.pipeline.run import RunReport
 
 
 def columns(rows: list[dict[str, Any]]) -> str:

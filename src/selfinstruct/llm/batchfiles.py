@@ -19,13 +19,20 @@ from selfinstruct.llm.client import Request, read_reply
 from selfinstruct.llm.transport import MalformedReply
 from selfinstruct.models import BatchEvent, BatchRequest, ResultLine
 from selfinstruct.store.cache import Completion
-from selfinstruct.store.pool import JsonlAppender, Pool, atomic_jsonl, parse_line, validate
+from selfinstruct.store.pool import (
+    OPEN,
+    JsonlAppender,
+    Pool,
+    atomic_jsonl,
+    open_batches,
+    parse_line,
+    validate,
+)
 
 # The OpenAI Batch API's limits per input file (module constants so tests can lower them).
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200_000_000
 ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
-OPEN = ("written", "uploading", "uploaded", "creating", "submitted")
 
 
 def batch_request(req: Request, api: str) -> BatchRequest:
@@ -105,12 +112,6 @@ def message(error: object) -> str:
             return message(inner)
         return str(error.get("message") or error.get("code") or inner or "")
     return str(error) if error else ""
-
-
-def open_batches(pool: Pool) -> list[BatchEvent]:
-    """Batches not collected yet: batches.jsonl folded to the last event of each file."""
-    latest = {e.file: e for e in pool.read(pool.batches, BatchEvent)}
-    return [e for e in latest.values() if e.state in OPEN]
 
 
 def open_keys(pool: Pool) -> frozenset[str]:

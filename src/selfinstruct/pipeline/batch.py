@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfinstruct.clock import now
 from selfinstruct.config import (
+    STAGES,
     ClassifySettings,
     FilterSettings,
     GenerateSettings,
@@ -35,7 +37,6 @@ from selfinstruct.models import (
     Failure,
     MachineInstruction,
     Usage,
-    now,
 )
 from selfinstruct.pipeline.batch_remote import Remote
 from selfinstruct.pipeline.run import dataset_current, resolve_target
@@ -47,7 +48,6 @@ from selfinstruct.store import manifest
 from selfinstruct.store.cache import Completion, RequestCache
 from selfinstruct.store.pool import JsonlAppender, Pool
 
-STAGES = ("generate", "classify", "instances")
 ROUNDS_PER_SLOT = 8  # a stage 1 round is at most concurrency x this many requests
 DEFAULT_YIELD = 3.0  # new instructions per stage 1 request, until the pool says otherwise
 MIN_YIELD = 0.25

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from selfinstruct.clock import now
 from selfinstruct.config import (
     ClassifySettings,
     FilterSettings,
@@ -27,7 +28,7 @@ from selfinstruct.llm import transport
 from selfinstruct.llm.batchfiles import open_keys
 from selfinstruct.llm.client import LLM
 from selfinstruct.llm.flow import Flow
-from selfinstruct.models import Classification, MachineInstruction, now
+from selfinstruct.models import Classification, MachineInstruction
 from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.progress import Progress, progress
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async

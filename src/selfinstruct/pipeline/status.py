@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from selfinstruct.llm.batchfiles import open_batches
 from selfinstruct.models import (
     Failure,
 )
 from selfinstruct.store import manifest
-from selfinstruct.store.pool import Pool, iter_jsonl, torn_tail
+from selfinstruct.store.pool import Pool, iter_jsonl, open_batches, torn_tail
 
 
 def pool_status(pool: Pool) -> dict[str, Any]:

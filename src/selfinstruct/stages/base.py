@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from selfinstruct.clock import now
 from selfinstruct.config import Settings
 from selfinstruct.errors import BudgetExhausted, Interrupted
 from selfinstruct.llm import transport
 from selfinstruct.llm.batchfiles import open_keys
 from selfinstruct.llm.client import LLM, Request
-from selfinstruct.models import Usage, now
+from selfinstruct.models import Usage
 from selfinstruct.progress import progress
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache

@@ -8,7 +8,8 @@ from dataclasses import asdict
 from importlib import metadata
 from typing import Any
 
-from selfinstruct.models import Usage, now
+from selfinstruct.clock import now
+from selfinstruct.models import Usage
 from selfinstruct.store.cache import spend_since
 from selfinstruct.store.pool import Pool, write_atomic
 

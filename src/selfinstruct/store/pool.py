@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from selfinstruct.clock import now
 from selfinstruct.errors import (
     DISK_FIXES,
     ConfigError,
@@ -28,11 +29,11 @@ from selfinstruct.errors import (
 )
 from selfinstruct.models import (
     AlpacaSeed,
+    BatchEvent,
     Classification,
     InstanceSet,
     MachineInstruction,
     SeedTask,
-    now,
 )
 
 log = logging.getLogger(__name__)  # notices; the CLI shows them on stderr
@@ -486,3 +487,12 @@ def store_seeds(pool: Pool, seeds: list[SeedTask]) -> None:
     if not pool.seeds.exists():
         lines = (json.dumps(s.model_dump(mode="json"), ensure_ascii=False) for s in seeds)
         write_atomic(pool.seeds, "".join(line + "\n" for line in lines))
+
+
+OPEN = ("written", "uploading", "uploaded", "creating", "submitted")  # a batch's open states
+
+
+def open_batches(pool: Pool) -> list[BatchEvent]:
+    """Batches not collected yet: batches.jsonl folded to the last event of each file."""
+    latest = {e.file: e for e in pool.read(pool.batches, BatchEvent)}
+    return [e for e in latest.values() if e.state in OPEN]
