@@ -123,10 +123,11 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 
 def api_key(settings: Settings) -> str:
-    """Local servers take any key; OpenAI itself needs one."""
-    if key := settings.secret():
+    """Local servers take any key; OpenAI itself needs one. Unset, the key and the server
+    come from OPENAI_API_KEY and OPENAI_BASE_URL, as with the openai client itself."""
+    if key := settings.secret() or os.environ.get("OPENAI_API_KEY"):
         return key
-    if settings.base_url is None:
+    if settings.base_url is None and not os.environ.get("OPENAI_BASE_URL"):
         raise ConfigError(
             "no API key found - set OPENAI_API_KEY or pass --api-key "
             "(for a local server, pass --base-url http://localhost:8000/v1)"
