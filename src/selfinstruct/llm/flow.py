@@ -7,7 +7,7 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from selfinstruct.errors import FatalAPIError
 
@@ -28,8 +28,11 @@ class AdaptiveLimit:
     times on any server, and one reply shorter than the rest says nothing about queueing.
     """
 
-    def __init__(self, ceiling: int, floor: int = 1) -> None:
+    def __init__(
+        self, ceiling: int, floor: int = 1, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ceiling, self.floor = ceiling, floor
+        self._clock = clock
         self.limit = float(ceiling)
         self.in_use = 0
         self.cuts = 0
@@ -87,7 +90,7 @@ class AdaptiveLimit:
 
     def cut(self) -> None:
         """Multiplicative decrease, at most once per round trip (like TCP, once per window)."""
-        now = time.monotonic()
+        now = self._clock()
         window = max(MIN_COOLDOWN, min(self._best.values(), default=0.0))
         if now - self._last_cut < window:
             return
@@ -102,8 +105,11 @@ class Breaker:
     """Stops the run when every attempt has failed for `max_failures` tries or `max_seconds`,
     or within `UNREACHABLE_SECONDS` when no attempt of the run has reached the server."""
 
-    def __init__(self, max_failures: int, max_seconds: float) -> None:
+    def __init__(
+        self, max_failures: int, max_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_failures, self.max_seconds = max_failures, max_seconds
+        self._clock = clock
         self.failures = 0
         self.reached = False  # some attempt got an answer (or at least a connection)
         self._since: float | None = None
@@ -115,7 +121,7 @@ class Breaker:
         """Count a failed try; `unreachable` says why it never reached a server, if it did not."""
         self.failures += 1
         self.reached = self.reached or unreachable is None
-        now = time.monotonic()
+        now = self._clock()
         self._since = self._since if self._since is not None else now
         tripped = self.failures >= self.max_failures or now - self._since >= self.max_seconds
         if unreachable is not None and not self.reached:
