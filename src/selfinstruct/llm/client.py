@@ -8,6 +8,7 @@ cost accounting, budget caps, and a failures file for requests that never succee
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
 import random
@@ -170,13 +171,7 @@ class LLM:
         return read_reply(await self.clients.post(path, req.body))
 
     def _delay(self, error: BaseException, attempt: int) -> float:
-        """Exponential backoff with jitter, or longer when the server's Retry-After says so."""
-        ceiling = min(self.settings.retry_backoff * 2**attempt, MAX_RETRY_AFTER)
-        if not self.flow.breaker.reached and transport.unreachable(error):
-            ceiling = min(ceiling, UNREACHED_DELAY)
-        backoff = random.uniform(ceiling / 2, ceiling)
-        hinted = retry_after(error)
-        return backoff if hinted is None else min(max(hinted, backoff), MAX_RETRY_AFTER)
+        return delay(error, attempt, self.settings.retry_backoff, self.flow.breaker.reached)
 
     def _give_up(self, req: Request, error: BaseException, attempts: int) -> None:
         """Record the request in the failures file; the run goes on unless the breaker trips."""
@@ -238,7 +233,25 @@ def read_reply(data: dict[str, Any]) -> Completion:
         raise MalformedReply(f"not a completion: {type(e).__name__} {e}") from None
 
 
-def retry_after(error: BaseException) -> float | None:
+def delay(
+    error: BaseException,
+    attempt: int,
+    base: float,
+    reached: bool,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """Exponential backoff with jitter, or longer when the server's Retry-After says so."""
+    ceiling = min(base * 2**attempt, MAX_RETRY_AFTER)
+    if not reached and transport.unreachable(error):
+        ceiling = min(ceiling, UNREACHED_DELAY)
+    backoff = uniform(ceiling / 2, ceiling)
+    hinted = retry_after(error)
+    return backoff if hinted is None else min(max(hinted, backoff), MAX_RETRY_AFTER)
+
+
+def retry_after(error: BaseException, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the server asks us to wait: retry-after-ms, or Retry-After as seconds or as an
+    HTTP date (RFC 9110), as the openai client reads them."""
     response = getattr(error, "response", None)
     if response is None:
         return None
@@ -250,7 +263,16 @@ def retry_after(error: BaseException) -> float | None:
                 return max(0.0, float(value) * scale)
             except ValueError:
                 continue
-    return None
+    return _until(headers.get("retry-after"), now)
+
+
+def _until(date: str | None, now: Callable[[], float]) -> float | None:
+    """Seconds from now to an HTTP date ("Wed, 21 Oct 2026 07:28:00 GMT"); None if not one."""
+    parsed = email.utils.parsedate_tz(date) if date else None
+    try:
+        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - now())
+    except (ValueError, OverflowError):  # a year beyond 9999
+        return None
 
 
 def describe(error: BaseException) -> str:
