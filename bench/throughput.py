@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import asyncserver  # noqa: E402
 import openai  # noqa: E402
 
-from fakeserver import FakeOpenAI, make_instruction  # noqa: E402
+from fakecorpus import make_instruction  # noqa: E402
+from fakeserver import FakeOpenAI  # noqa: E402
 from selfinstruct.config import (  # noqa: E402
     ClassifySettings,
     FilterSettings,

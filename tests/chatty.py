@@ -16,15 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from fakeserver import (
-    classification_answer,
-    default_reply,
-    input_output_pairs,
-    labelled_pairs,
-    next_number,
-    prompt_text,
-    seed_of,
-)
+from fakecorpus import input_output_pairs, labelled_pairs, seed_of
+from fakeserver import classification_answer, default_reply, next_number, prompt_text
 
 FENCE = "```"
 PREAMBLES = (

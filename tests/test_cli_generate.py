@@ -17,7 +17,8 @@ import pytest
 from rouge_score import rouge_scorer
 from typer.testing import Result
 
-from fakeserver import FakeOpenAI, make_instruction, numbered_reply
+from fakecorpus import make_instruction
+from fakeserver import FakeOpenAI, numbered_reply
 from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config
 from selfinstruct.store.pool import Pool
 

@@ -22,6 +22,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from rouge_score import rouge_scorer
 
+from fakecorpus import make_instruction
 from fakeserver import (
     ALL_FAULTS,
     FakeOpenAI,
@@ -29,7 +30,6 @@ from fakeserver import (
     estimate_tokens,
     fixed_reply,
     iter_items,
-    make_instruction,
     numbered_reply,
     sequence_reply,
 )
