@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from fakeserver import FakeOpenAI  # noqa: E402
+from tests.fakeserver import FakeOpenAI
 
 ROUTES = {"/v1/chat/completions": FakeOpenAI._chat, "/v1/completions": FakeOpenAI._completions}
 

@@ -1,7 +1,9 @@
 """How clean the dataset is when the model wraps every reply as a chat model does.
 
-    python bench/chatty.py                 # 300 instructions, chat API, the project's seeds
-    python bench/chatty.py -n 100 --seeds my_seeds.jsonl
+    python -m bench.chatty                 # 300 instructions, chat API, the project's seeds
+    python -m bench.chatty -n 100 --seeds my_seeds.jsonl
+
+(from the repository's root: it imports the test helpers as `tests.*`)
 
 Runs `selfinstruct run` (a subprocess, as a user would) against the fake server with the
 `Chatty` reply of tests/chatty.py: preambles, fences, markdown labels and headings, numbered
@@ -23,10 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from chatty import Chatty, residue  # noqa: E402
-from fakeserver import FakeOpenAI  # noqa: E402
+from tests.chatty import Chatty, residue
+from tests.fakeserver import FakeOpenAI
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
 

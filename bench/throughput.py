@@ -1,9 +1,11 @@
 """Pipeline throughput against the fake server: requests per second vs ideal, CPU per request.
 
-    python bench/throughput.py                       # concurrency 8, 32, 128 at 200 ms latency
-    python bench/throughput.py --pool-size 50000     # CPU per request at a 50K-instruction pool
-    python bench/throughput.py --server threaded     # against tests/fakeserver.py itself
-    python bench/throughput.py --timeline            # also CPU per request every 2.5 s of a run
+    python -m bench.throughput                       # concurrency 8, 32, 128 at 200 ms latency
+    python -m bench.throughput --pool-size 50000     # CPU per request at a 50K-instruction pool
+    python -m bench.throughput --server threaded     # against tests/fakeserver.py itself
+    python -m bench.throughput --timeline            # also CPU per request every 2.5 s of a run
+
+(from the repository's root: the benchmarks import the test helpers as `tests.*`)
 
 The fake server (bench/asyncserver.py: the test server's replies behind one event loop) runs
 in its own process, so the CPU measured here is the pipeline's alone: this process and its
@@ -31,31 +33,28 @@ import json
 import multiprocessing as mp
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
 from bisect import bisect_left
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import openai
+from tests.fakecorpus import make_instruction
+from tests.fakeserver import FakeOpenAI
 
-import asyncserver  # noqa: E402
-import openai  # noqa: E402
-
-from fakecorpus import make_instruction  # noqa: E402
-from fakeserver import FakeOpenAI  # noqa: E402
-from selfinstruct.config import (  # noqa: E402
+from bench import asyncserver
+from selfinstruct.config import (
     ClassifySettings,
     FilterSettings,
     GenerateSettings,
     InstancesSettings,
     Settings,
 )
-from selfinstruct.models import stable_id  # noqa: E402
-from selfinstruct.pipeline.run import RunJob, run_pipeline  # noqa: E402
-from selfinstruct.stages.filter import FilterJob, filter_pool  # noqa: E402
-from selfinstruct.store.pool import Pool  # noqa: E402
+from selfinstruct.models import stable_id
+from selfinstruct.pipeline.run import RunJob, run_pipeline
+from selfinstruct.stages.filter import FilterJob, filter_pool
+from selfinstruct.store.pool import Pool
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
 

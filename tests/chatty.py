@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from fakecorpus import input_output_pairs, labelled_pairs, seed_of
-from fakeserver import classification_answer, default_reply, next_number, prompt_text
+from tests.fakecorpus import input_output_pairs, labelled_pairs, seed_of
+from tests.fakeserver import classification_answer, default_reply, next_number, prompt_text
 
 FENCE = "```"
 PREAMBLES = (

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fakeserver import FakeOpenAI
+from tests.fakeserver import FakeOpenAI
 
 _CLEARED = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
 

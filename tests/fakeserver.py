@@ -24,8 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from fakebatch import FakeBatches, batch_route
-from fakecorpus import (
+from tests.fakebatch import FakeBatches, batch_route
+from tests.fakecorpus import (
     input_output_pairs,
     labelled_pairs,
     make_instruction,

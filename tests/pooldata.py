@@ -10,8 +10,8 @@ from typing import Any
 
 from typer.testing import CliRunner, Result
 
-from fakeserver import FakeOpenAI
 from selfinstruct.cli import app
+from tests.fakeserver import FakeOpenAI
 
 KEY = "sk-test"
 MakeServer = Callable[..., FakeOpenAI]

@@ -11,10 +11,10 @@ import openai
 import pytest
 from typer.testing import Result
 
-from fakeserver import FakeOpenAI, Recorded, default_reply, prompt_text
-from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
-from pooldata import invoke as cli
 from selfinstruct.llm import batchfiles
+from tests.fakeserver import FakeOpenAI, Recorded, default_reply, prompt_text
+from tests.pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
+from tests.pooldata import invoke as cli
 
 
 @pytest.fixture(autouse=True)

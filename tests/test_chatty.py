@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from chatty import Chatty, residue
-from pooldata import MakeServer, invoke, lines, write_seeds
+from tests.chatty import Chatty, residue
+from tests.pooldata import MakeServer, invoke, lines, write_seeds
 
 
 def test_a_chatty_model_gives_a_clean_dataset(make_server: MakeServer) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config, write_seeds
+from tests.pooldata import FAST, KEY, MakeServer, invoke, lines, write_config, write_seeds
 
 CLI = [sys.executable, "-m", "selfinstruct"]
 

@@ -17,10 +17,10 @@ import pytest
 from rouge_score import rouge_scorer
 from typer.testing import Result
 
-from fakecorpus import make_instruction
-from fakeserver import FakeOpenAI, numbered_reply
-from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config
 from selfinstruct.store.pool import Pool
+from tests.fakecorpus import make_instruction
+from tests.fakeserver import FakeOpenAI, numbered_reply
+from tests.pooldata import FAST, KEY, MakeServer, invoke, lines, write_config
 
 SEED_TEXTS = [
     "Suggest a name for a bakery that specializes in sourdough bread.",

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fakeserver import FakeOpenAI, Refuse, default_reply, prompt_text
-from pooldata import FAST, MakeServer, lines, write_config, write_seeds
-from pooldata import invoke as cli
 from selfinstruct.cli import app
+from tests.fakeserver import FakeOpenAI, Refuse, default_reply, prompt_text
+from tests.pooldata import FAST, MakeServer, lines, write_config, write_seeds
+from tests.pooldata import invoke as cli
 
 INCOMPLETE = "Incomplete: {}; the pool is saved - run again to finish.\n"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli_reference import BLOCK, PAGE, render
+from tests.cli_reference import BLOCK, PAGE, render
 
 
 def test_cli_reference_is_current() -> None:

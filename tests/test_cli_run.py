@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fakeserver import (
+from selfinstruct.cli import app
+from tests.fakeserver import (
     FakeOpenAI,
     Recorded,
     continue_numbering,
@@ -24,9 +25,8 @@ from fakeserver import (
     make_instruction,
     prompt_text,
 )
-from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
-from pooldata import invoke as cli
-from selfinstruct.cli import app
+from tests.pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
+from tests.pooldata import invoke as cli
 
 
 @pytest.fixture(autouse=True)

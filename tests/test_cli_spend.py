@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fakeserver import FakeOpenAI, Refuse, default_reply
-from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
-from pooldata import invoke as cli
 from selfinstruct.cli import app
 from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings
 from selfinstruct.pricing import PRICES, cost
+from tests.fakeserver import FakeOpenAI, Refuse, default_reply
+from tests.pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
+from tests.pooldata import invoke as cli
 
 STAGES = {  # the stages' requests told apart by their default max_tokens
     GenerateSettings().max_tokens: "generate",

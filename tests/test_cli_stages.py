@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from fakeserver import FakeOpenAI, default_reply, prompt_text
-from pooldata import FAST, KEY, SEEDS, MakeServer, invoke, lines, write_config, write_seeds
 from selfinstruct.cli import app
+from tests.fakeserver import FakeOpenAI, default_reply, prompt_text
+from tests.pooldata import FAST, KEY, SEEDS, MakeServer, invoke, lines, write_config, write_seeds
 
 
 @pytest.fixture(autouse=True)

@@ -16,10 +16,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from cli_reference import ENV
-from pooldata import FAST, KEY, MakeServer, invoke, lines, write_config, write_seeds
 from selfinstruct import __version__
 from selfinstruct.cli import app
+from tests.pooldata import FAST, KEY, MakeServer, invoke, lines, write_config, write_seeds
+from tests.cli_reference import ENV
 
 CLI = [sys.executable, "-m", "selfinstruct"]
 STEP = re.compile(

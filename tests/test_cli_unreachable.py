@@ -14,12 +14,12 @@ from typing import Any
 import openai
 import pytest
 
-from fakeserver import default_reply
-from pooldata import FAST, KEY, MakeServer, write_config, write_seeds
-from pooldata import invoke as cli
 from selfinstruct.config import Settings
 from selfinstruct.llm.client import describe
 from selfinstruct.llm.transport import connect
+from tests.fakeserver import default_reply
+from tests.pooldata import FAST, KEY, MakeServer, write_config, write_seeds
+from tests.pooldata import invoke as cli
 
 GENERATE = ("generate", "--seeds", "seeds.jsonl", "-n", "5", "--no-progress")
 

@@ -22,8 +22,8 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from rouge_score import rouge_scorer
 
-from fakecorpus import make_instruction
-from fakeserver import (
+from tests.fakecorpus import make_instruction
+from tests.fakeserver import (
     ALL_FAULTS,
     FakeOpenAI,
     default_reply,
@@ -33,7 +33,7 @@ from fakeserver import (
     numbered_reply,
     sequence_reply,
 )
-from pooldata import KEY, MakeServer
+from tests.pooldata import KEY, MakeServer
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say something."}]
 REFERENCE_STOP = ["\n\n", "\n16", "16.", "16 ."]  # the paper's: at most 7 new items after "9."

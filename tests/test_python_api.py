@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import selfinstruct
-from fakeserver import FakeOpenAI
-from pooldata import KEY
+from tests.fakeserver import FakeOpenAI
+from tests.pooldata import KEY
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)

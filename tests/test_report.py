@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from selfinstruct.cli import app
-from test_stats import make_pool
+from tests.test_stats import make_pool
 
 SECTIONS = ["summary", "rouge", "lengths", "verbs", "filter", "kept", "rejected"]
 NASTY = '<script>document.title="pwned"</script><img src=x onerror=alert(1)> & "quotes"'

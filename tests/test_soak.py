@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from fakeserver import ALL_FAULTS, Recorded
-from pooldata import FAST, KEY, MakeServer, write_config
 from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings
 from selfinstruct.method.similarity import dedup
+from tests.fakeserver import ALL_FAULTS, Recorded
+from tests.pooldata import FAST, KEY, MakeServer, write_config
 
 TARGET, KILLS, CONCURRENCY, TIMEOUT = 60, 4, 4, 0.4
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pooldata import write_seeds
+from tests.pooldata import write_seeds
 from selfinstruct.store.pool import Pool, load_seeds, store_seeds
 
 HEAVY = ("openai", "numpy", "rapidfuzz", "aiohttp")

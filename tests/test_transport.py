@@ -16,12 +16,12 @@ from typing import Any
 import openai
 import pytest
 
-from fakeserver import FakeOpenAI, default_reply
-from pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
-from pooldata import invoke as cli
 from selfinstruct.config import Settings
 from selfinstruct.llm.client import describe, retry_after, server_message
 from selfinstruct.llm.transport import Clients, WireClients, connect
+from tests.fakeserver import FakeOpenAI, default_reply
+from tests.pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
+from tests.pooldata import invoke as cli
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi."}]}
 
