@@ -38,6 +38,7 @@ import threading
 import time
 from bisect import bisect_left
 from pathlib import Path
+from typing import IO, Any
 
 import openai
 from tests.fakecorpus import make_instruction
@@ -117,12 +118,17 @@ def bare_client(base_url: str, concurrency: int, seconds: float) -> tuple[float,
 
     async def run() -> tuple[float, float]:
         client = openai.AsyncOpenAI(
-            api_key="sk-test", base_url=base_url, max_retries=0,
+            api_key="sk-test",
+            base_url=base_url,
+            max_retries=0,
             http_client=openai.DefaultAioHttpClient(),
-        )  # fmt: skip
+        )
         ask = "Task: say hi\nIs it classification?"
-        body = {"model": "gpt-4o-mini", "max_tokens": 8,
-                "messages": [{"role": "user", "content": ask}]}  # fmt: skip
+        body = {
+            "model": "gpt-4o-mini",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": ask}],
+        }
         done, end = 0, time.monotonic() + seconds
 
         async def loop() -> None:
@@ -146,10 +152,19 @@ def job(root: Path, base_url: str, concurrency: int, target: int) -> RunJob:
         {"base_url": base_url, "api_key": "sk-test", "concurrency": concurrency, "timeout": 30}
     )
     return RunJob(
-        pool=Pool(root), seeds=SEEDS, target=target, add=None, llm=llm,
-        generate=GenerateSettings(), classify=ClassifySettings(), instances=InstancesSettings(),
-        filter=FilterSettings(), prompts=None, seed=1, progress=False,
-    )  # fmt: skip
+        pool=Pool(root),
+        seeds=SEEDS,
+        target=target,
+        add=None,
+        llm=llm,
+        generate=GenerateSettings(),
+        classify=ClassifySettings(),
+        instances=InstancesSettings(),
+        filter=FilterSettings(),
+        prompts=None,
+        seed=1,
+        progress=False,
+    )
 
 
 def prefill(root: Path, size: int) -> None:
@@ -163,16 +178,16 @@ def prefill(root: Path, size: int) -> None:
         open(root / "instances.jsonl", "w") as out,
     ):
         for text in texts:
-            rid = stable_id("i", text)
-            ins.write(
-                json.dumps({"id": rid, "instruction": text, "request": "x", "round": 0}) + "\n"
-            )
-            cls.write(json.dumps({"id": rid, "instruction": text, "is_classification": False,
-                                  "answer": "No", "request": "x"}) + "\n")  # fmt: skip
+            task = {"id": stable_id("i", text), "instruction": text, "request": "x"}
             one = [{"input": "", "output": "ok"}]
-            out.write(json.dumps({"id": rid, "instruction": text, "is_classification": False,
-                                  "prompt_kind": "input_first", "raw": "", "request": "x",
-                                  "finish_reason": "stop", "instances": one}) + "\n")  # fmt: skip
+            line(ins, task, round=0)
+            line(cls, task, is_classification=False, answer="No")
+            kind = {"prompt_kind": "input_first", "raw": "", "finish_reason": "stop"}
+            line(out, task, is_classification=False, **kind, instances=one)
+
+
+def line(file: IO[str], record: dict[str, Any], **more: Any) -> None:
+    file.write(json.dumps({**record, **more}) + "\n")
 
 
 def children_cpu() -> float:
@@ -223,12 +238,15 @@ def measure(
     first, last = arrivals[len(arrivals) // 10], arrivals[len(arrivals) * 9 // 10]
     middle = len(arrivals) * 9 // 10 - len(arrivals) // 10
     return {
-        "requests": sent, "seconds": report.elapsed, "rps": sent / report.elapsed,
-        "ideal": concurrency / latency, "cpu_ms": (run_cpu - filter_cpu) / sent * 1000,
+        "requests": sent,
+        "seconds": report.elapsed,
+        "rps": sent / report.elapsed,
+        "ideal": concurrency / latency,
+        "cpu_ms": (run_cpu - filter_cpu) / sent * 1000,
         "steady_rps": middle / (last - first),
         "steady_cpu_ms": (sampler.cpu_at(last) - sampler.cpu_at(first)) / middle * 1000,
         "server_load": server_cpu / report.elapsed,
-    }  # fmt: skip
+    }
 
 
 def timeline(arrivals: list[float], sampler: CpuSampler, step: float = 2.5) -> None:
@@ -258,21 +276,37 @@ def main() -> None:
     os.environ.pop("OPENAI_API_KEY", None)
     print(f"latency {args.latency * 1000:.0f} ms, pool {args.pool_size}, server pid {server.pid}")
     print("run = the whole run; steady = its middle 80% of requests; bare = the openai client")
-    columns = ("conc", "ideal r/s", "bare %", "bare CPU", "run r/s", "run %", "run CPU ms",
-               "steady r/s", "steady %", "of bare", "steady CPU", "server CPU")  # fmt: skip
+    columns = ("conc", "ideal r/s", "bare %", "bare CPU", "run r/s", "run %", "run CPU ms")
+    columns += ("steady r/s", "steady %", "of bare", "steady CPU", "server CPU")
     print(" ".join(f"{c:>10}" for c in columns))
     for c in (int(x) for x in args.concurrency.split(",")):
         ideal = c / args.latency
         bare, bare_cpu = bare_client(base_url, c, min(args.seconds, 5.0))
         r = measure(
-            base_url, c, args.latency, args.seconds, args.pool_size, server, ready, commands,
+            base_url,
+            c,
+            args.latency,
+            args.seconds,
+            args.pool_size,
+            server,
+            ready,
+            commands,
             show_timeline=args.timeline,
-        )  # fmt: skip
-        cells = (c, f"{ideal:.0f}", f"{100 * bare / ideal:.1f}%", f"{bare_cpu:.2f}",
-                 f"{r['rps']:.1f}", f"{100 * r['rps'] / ideal:.1f}%", f"{r['cpu_ms']:.2f}",
-                 f"{r['steady_rps']:.1f}", f"{100 * r['steady_rps'] / ideal:.1f}%",
-                 f"{100 * r['steady_rps'] / bare:.1f}%", f"{r['steady_cpu_ms']:.2f}",
-                 f"{100 * r['server_load']:.0f}%")  # fmt: skip
+        )
+        cells = (
+            c,
+            f"{ideal:.0f}",
+            f"{100 * bare / ideal:.1f}%",
+            f"{bare_cpu:.2f}",
+            f"{r['rps']:.1f}",
+            f"{100 * r['rps'] / ideal:.1f}%",
+            f"{r['cpu_ms']:.2f}",
+            f"{r['steady_rps']:.1f}",
+            f"{100 * r['steady_rps'] / ideal:.1f}%",
+            f"{100 * r['steady_rps'] / bare:.1f}%",
+            f"{r['steady_cpu_ms']:.2f}",
+            f"{100 * r['server_load']:.0f}%",
+        )
         print(" ".join(f"{cell:>10}" for cell in cells), flush=True)
     commands.put("stop")
     server.join(timeout=5)

@@ -50,8 +50,9 @@ def batch_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
 
 
 def _error(status: int, message: str) -> Reply:
-    return status, {"error": {"message": message, "type": "invalid_request_error",
-                              "param": None, "code": None}}  # fmt: skip
+    return status, {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    }
 
 
 def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -107,9 +108,17 @@ class FakeBatches:
 
     def add_file(self, filename: str, data: bytes, purpose: str) -> dict[str, Any]:
         number = next(self._numbers)
-        file = {"id": f"file-fake{number:06d}", "object": "file", "bytes": len(data),
-                "created_at": 1700000000 + number, "filename": filename, "purpose": purpose,
-                "status": "processed", "expires_at": None, "status_details": None}  # fmt: skip
+        file = {
+            "id": f"file-fake{number:06d}",
+            "object": "file",
+            "bytes": len(data),
+            "created_at": 1700000000 + number,
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
         self.files[file["id"]], self.data[file["id"]] = file, data
         return file
 
@@ -132,16 +141,29 @@ class FakeBatches:
         if body.get("completion_window") != "24h" or not str(endpoint).startswith("/v1/"):
             return _error(400, "completion_window must be '24h' and endpoint a /v1/ path")
         number = next(self._numbers)
-        batch = {"id": f"batch_fake{number:06d}", "object": "batch", "endpoint": endpoint,
-                 "errors": None, "input_file_id": file_id, "completion_window": "24h",
-                 "status": "in_progress", "output_file_id": None, "error_file_id": None,
-                 "created_at": 1700000000 + number, "metadata": body.get("metadata"),
-                 "request_counts": {"total": 0, "completed": 0, "failed": 0}}  # fmt: skip
+        batch = {
+            "id": f"batch_fake{number:06d}",
+            "object": "batch",
+            "endpoint": endpoint,
+            "errors": None,
+            "input_file_id": file_id,
+            "completion_window": "24h",
+            "status": "in_progress",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": 1700000000 + number,
+            "metadata": body.get("metadata"),
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+        }
         problem = self._invalid(self.lines(file_id), str(endpoint))
         if problem:
             batch["status"] = "failed"
-            batch["errors"] = {"object": "list", "data": [{"code": "invalid_request",
-                               "message": problem, "param": None, "line": None}]}  # fmt: skip
+            batch["errors"] = {
+                "object": "list",
+                "data": [
+                    {"code": "invalid_request", "message": problem, "param": None, "line": None}
+                ],
+            }
         else:
             batch["request_counts"]["total"] = len(self.lines(file_id))
         self.batches[batch["id"]] = batch
@@ -209,14 +231,22 @@ class FakeBatches:
             return done
 
     def _run(
-        self, batch: dict[str, Any], fail_ids: set[str], expire: int | None, order: str,
+        self,
+        batch: dict[str, Any],
+        fail_ids: set[str],
+        expire: int | None,
+        order: str,
         rng: random.Random,
-    ) -> None:  # fmt: skip
+    ) -> None:
         output, errors = [], []
         for i, line in enumerate(self.lines(batch["input_file_id"])):
             number = next(self._numbers)
-            row: dict[str, Any] = {"id": f"batch_req_{number:06d}", "custom_id": line["custom_id"],
-                                   "response": None, "error": None}  # fmt: skip
+            row: dict[str, Any] = {
+                "id": f"batch_req_{number:06d}",
+                "custom_id": line["custom_id"],
+                "response": None,
+                "error": None,
+            }
             if expire is not None and i >= expire:
                 errors.append({**row, "error": EXPIRED})
             elif line["custom_id"] in fail_ids:
@@ -224,8 +254,11 @@ class FakeBatches:
                 response = {"status_code": 500, "request_id": f"req_{number}", "body": body}
                 errors.append({**row, "response": response})
             else:
-                response = {"status_code": 200, "request_id": f"req_{number}",
-                            "body": self.answer(line["url"], line["body"])}  # fmt: skip
+                response = {
+                    "status_code": 200,
+                    "request_id": f"req_{number}",
+                    "body": self.answer(line["url"], line["body"]),
+                }
                 output.append({**row, "response": response})
         if order == "shuffled":
             rng.shuffle(output)
@@ -237,8 +270,11 @@ class FakeBatches:
         if errors:
             batch["error_file_id"] = self.add_jsonl(f"{name}_error.jsonl", errors)
         batch["status"] = "expired" if expire is not None else "completed"
-        batch["request_counts"] = {"total": len(output) + len(errors), "completed": len(output),
-                                   "failed": len(errors)}  # fmt: skip
+        batch["request_counts"] = {
+            "total": len(output) + len(errors),
+            "completed": len(output),
+            "failed": len(errors),
+        }
 
     def answer(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         """The completion the online endpoint would return for this body."""

@@ -31,8 +31,10 @@ def test_close_waits_for_every_write_handed_over(tmp_path: Path) -> None:
     cache = RequestCache(tmp_path / "cache.sqlite", writer_thread=True)
 
     async def main() -> None:
-        writes = [asyncio.ensure_future(cache.aput(f"k{i}", "instances", {}, reply(i), None))
-                  for i in range(300)]  # fmt: skip
+        writes = [
+            asyncio.ensure_future(cache.aput(f"k{i}", "instances", {}, reply(i), None))
+            for i in range(300)
+        ]
         await asyncio.sleep(0)  # handed to the writer thread, not awaited
         for w in writes:
             w.cancel()  # as on a second Ctrl-C's grace: the thread still writes them

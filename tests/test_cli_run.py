@@ -213,8 +213,10 @@ def test_longer_answers_are_not_mistaken_for_a_queue(make_server: MakeServer) ->
     result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "60", "--concurrency", "32")
     assert result.exit_code == 0, result.output
     assert json.loads(Path("data/run.json").read_text())["run"]["concurrency"] == {
-        "ceiling": 32, "cuts": 0, "lowest": 32,
-    }  # fmt: skip
+        "ceiling": 32,
+        "cuts": 0,
+        "lowest": 32,
+    }
     assert re.search(r"concurrency\s+32\n", result.stdout)
     status = CliRunner().invoke(app, ["status"]).stdout
     assert re.search(r"last run .*: done; concurrency 32\n", status)

@@ -99,11 +99,14 @@ def test_chatty_replies_keep_every_instance_for_stage_4_to_sample(make_server: M
     server = make_server()
     pool_with(server, 2)
     server.reply = lambda body: (
-        " No" if "Is it classification?" in prompt_text(body) else
-        "Sure! Here are examples:\n\n" + "".join(
+        " No"
+        if "Is it classification?" in prompt_text(body)
+        else "Sure! Here are examples:\n\n"
+        + "".join(
             f"**Example {i}**\n**Input:** text {i}\n**Output:** answer {i}\n\n" for i in range(1, 8)
-        ) + "Let me know if you need more!"
-    )  # fmt: skip
+        )
+        + "Let me know if you need more!"
+    )
     assert cli(server, "classify").exit_code == 0
     assert cli(server, "instances", "--max-instances", "3").exit_code == 0
     for record in lines("data/instances.jsonl"):

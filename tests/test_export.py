@@ -13,14 +13,23 @@ from typer.testing import CliRunner, Result
 from selfinstruct.cli import app
 from selfinstruct.outputs.export import TEMPLATES
 
-SEED = {"id": "seed_task_0", "name": "s", "instruction": "Name a primary colour of paint.",
-        "instances": [{"input": "", "output": "Red"}], "is_classification": False}  # fmt: skip
+SEED = {
+    "id": "seed_task_0",
+    "name": "s",
+    "instruction": "Name a primary colour of paint.",
+    "instances": [{"input": "", "output": "Red"}],
+    "is_classification": False,
+}
 ROWS = [
-    {"id": f"i-{k:02d}", "instruction": f"Task number {k}: say {{something}} <b>nice</b>.",
-     "input": f"input {k}" if k % 2 else "", "output": f"Answer {k} \u2713",
-     "is_classification": False}
+    {
+        "id": f"i-{k:02d}",
+        "instruction": f"Task number {k}: say {{something}} <b>nice</b>.",
+        "input": f"input {k}" if k % 2 else "",
+        "output": f"Answer {k} \u2713",
+        "is_classification": False,
+    }
     for k in range(10)
-]  # fmt: skip
+]
 
 
 class Strict(BaseModel):
@@ -164,18 +173,24 @@ def test_varied_templates_are_seeded_per_record() -> None:
     for row, rec in zip(rows, first, strict=True):
         fields = {"instruction": row["instruction"], "input": row["input"]}
         matches = [
-            k for k, t in enumerate(TEMPLATES)
+            k
+            for k, t in enumerate(TEMPLATES)
             if rec["prompt"] == (t.with_input if row["input"] else t.without_input).format(**fields)
             and rec["completion"] == t.completion.format(output=row["output"])
-        ]  # fmt: skip
+        ]
         assert matches, rec
         used.add(matches[0])
     assert len(used) >= 5
 
 
 def test_include_seeds_adds_them_first_and_only_once() -> None:
-    seed_row = {"id": "seed_task_0-0", "instruction": SEED["instruction"], "input": "",
-                "output": "Red", "is_classification": False}  # fmt: skip
+    seed_row = {
+        "id": "seed_task_0-0",
+        "instruction": SEED["instruction"],
+        "input": "",
+        "output": "Red",
+        "is_classification": False,
+    }
     make_pool(ROWS[:2])
     result = run("export", "--format", "alpaca", "--out", "a.json", "--include-seeds")
     assert "records  3 (2 from the dataset + 1 seed instances)" in result.stdout
@@ -211,21 +226,31 @@ def test_split_sizes_always_add_up() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "csv"],
-         "unknown format 'csv'; choose one of: alpaca, openai, sharegpt, prompt-completion"),
-        (["--format", "alpaca", "--split", "train=0.9,validation=0.2"],
-         "--split 'train=0.9,validation=0.2': the fractions must be positive and sum to 1, "
-         "not 1.1"),
-        (["--format", "alpaca", "--split", "train=0.9,validation"],
-         "--split 'train=0.9,validation': expected NAME=FRACTION,..., "
-         "e.g. train=0.95,validation=0.05"),
-        (["--format", "alpaca", "--split", "a=0.5,a=0.5"],
-         "--split 'a=0.5,a=0.5': each split name may appear only once"),
+        (
+            ["--format", "csv"],
+            "unknown format 'csv'; choose one of: alpaca, openai, sharegpt, prompt-completion",
+        ),
+        (
+            ["--format", "alpaca", "--split", "train=0.9,validation=0.2"],
+            "--split 'train=0.9,validation=0.2': the fractions must be positive and sum to 1, "
+            "not 1.1",
+        ),
+        (
+            ["--format", "alpaca", "--split", "train=0.9,validation"],
+            "--split 'train=0.9,validation': expected NAME=FRACTION,..., "
+            "e.g. train=0.95,validation=0.05",
+        ),
+        (
+            ["--format", "alpaca", "--split", "a=0.5,a=0.5"],
+            "--split 'a=0.5,a=0.5': each split name may appear only once",
+        ),
         (["--format", "sharegpt", "--system", "x"], "--system applies only to --format openai"),
-        (["--format", "openai", "--varied-templates"],
-         "--varied-templates applies only to --format prompt-completion"),
+        (
+            ["--format", "openai", "--varied-templates"],
+            "--varied-templates applies only to --format prompt-completion",
+        ),
     ],
-)  # fmt: skip
+)
 def test_usage_errors_exit_2_and_write_nothing(args: list[str], message: str) -> None:
     make_pool()
     result = run("export", "--out", "x.jsonl", *args)

@@ -60,8 +60,10 @@ def test_second_lock_holder_is_refused(tmp_path: Path) -> None:
     pool = Pool(tmp_path / "pool")
     with pool.writing():
         holder = (tmp_path / "pool" / ".lock").read_text()
-        code = "from selfinstruct.store.pool import Pool; from pathlib import Path; import sys\n" \
-               f"with Pool(Path({str(tmp_path / 'pool')!r})).writing(): pass"  # fmt: skip
+        code = (
+            "from selfinstruct.store.pool import Pool; from pathlib import Path; import sys\n"
+            f"with Pool(Path({str(tmp_path / 'pool')!r})).writing(): pass"
+        )
         child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert child.returncode != 0 and "PoolLockedError" in child.stderr
         with pytest.raises(PoolLockedError, match="in use by another selfinstruct run"):
@@ -158,8 +160,13 @@ def test_bad_pool_lines_name_file_line_field(tmp_path: Path, bad: bytes, message
 def test_pool_records_read_as_json_parsed_then_validated(tmp_path: Path) -> None:
     pool = Pool(tmp_path / "data")
     pool.root.mkdir()
-    other = {"id": "i-2", "instruction": "Name été.", "request": "k", "round": 3,
-             "most_similar": [{"instruction": "Say hi.", "score": 0.5}]}  # fmt: skip
+    other = {
+        "id": "i-2",
+        "instruction": "Name été.",
+        "request": "k",
+        "round": 3,
+        "most_similar": [{"instruction": "Say hi.", "score": 0.5}],
+    }
     lines = [GOOD, b"\n", json.dumps(other).encode() + b"\n"]  # a blank line, a \u escape
     pool.instructions.write_bytes(b"".join(lines))
     got = list(pool.read(pool.instructions, MachineInstruction))

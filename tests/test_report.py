@@ -37,8 +37,13 @@ def nasty_pool() -> None:
     """The hand-made pool, plus a kept and a rejected record full of HTML."""
     make_pool()
     with open("data/dataset.jsonl", "a", encoding="utf-8") as fp:
-        row = {"id": "i-x-0", "instruction": "Echo this: " + NASTY, "input": NASTY,
-               "output": NASTY, "is_classification": False}  # fmt: skip
+        row = {
+            "id": "i-x-0",
+            "instruction": "Echo this: " + NASTY,
+            "input": NASTY,
+            "output": NASTY,
+            "is_classification": False,
+        }
         fp.write(json.dumps(row) + "\n")
     with open("data/filter_rejects.jsonl", "a", encoding="utf-8") as fp:
         reject = {"id": "i-y", "rule": "refusal", "instruction": NASTY, "detail": NASTY}
@@ -91,11 +96,20 @@ def test_report_without_matplotlib_says_how_to_install_it(monkeypatch: pytest.Mo
 def chromium_dom(page: Path, profile: Path) -> str:
     """The DOM after load, as headless Chromium renders the page from disk."""
     argv = [
-        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={profile}", "--dump-dom",
-        "--virtual-time-budget=5000", page.resolve().as_uri(),
-    ]  # fmt: skip
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--dump-dom",
+        "--virtual-time-budget=5000",
+        page.resolve().as_uri(),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout

@@ -51,9 +51,13 @@ def records(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("worker", ["off", "on"])  # "on": HTTP worker and cache writer thread
 def test_soak_faults_and_sigkills(make_server: MakeServer, worker: str) -> None:
     server = make_server(
-        latency=0.01, fault_rate=0.2, fault_kinds=ALL_FAULTS, seed=7, hang_seconds=0.6,
+        latency=0.01,
+        fault_rate=0.2,
+        fault_kinds=ALL_FAULTS,
+        seed=7,
+        hang_seconds=0.6,
         retry_after=0.01,
-    )  # fmt: skip
+    )
     write_config(
         FAST + f"max_retries = 10\ntimeout = {TIMEOUT}\nmax_consecutive_failures = 200\n"
         f'http_worker = "{worker}"\n'
@@ -129,9 +133,10 @@ def test_soak_faults_and_sigkills(make_server: MakeServer, worker: str) -> None:
     after, since = totals(), {id(r) for r in server.requests[seen:]}
     for stage, max_tokens in STAGE_MAX_TOKENS.items():
         answered = [
-            r for r in server.completed()
+            r
+            for r in server.completed()
             if id(r) in since and (r.body or {}).get("max_tokens") == max_tokens
-        ]  # fmt: skip
+        ]
         bodies = {json.dumps(r.body, sort_keys=True) for r in answered}
         sure = {json.dumps(r.body, sort_keys=True) for r in answered if r.fault != "hang"}
         counted = after[stage]["requests"] - before.get(stage, {}).get("requests", 0)

@@ -32,25 +32,51 @@ def make_pool(
     tasks: list[tuple[str, bool | None, list[tuple[str, str]] | None]], **extra: Any
 ) -> list[str]:
     """Write a pool: (instruction, is_classification, instances or None for none)."""
-    write("data/seeds.jsonl", [{
-        "id": "seed_task_0", "name": "s", "instruction": "Name a primary colour of paint.",
-        "instances": [{"input": "", "output": "Red"}], "is_classification": False,
-    }])  # fmt: skip
+    write(
+        "data/seeds.jsonl",
+        [
+            {
+                "id": "seed_task_0",
+                "name": "s",
+                "instruction": "Name a primary colour of paint.",
+                "instances": [{"input": "", "output": "Red"}],
+                "is_classification": False,
+            }
+        ],
+    )
     ids = [stable_id("i", text) for text, _, _ in tasks]
-    write("data/instructions.jsonl", [
-        {"id": i, "instruction": t, "most_similar": [], "request": "r", "round": 0}
-        for i, (t, _, _) in zip(ids, tasks, strict=True)
-    ])  # fmt: skip
-    write("data/classifications.jsonl", [
-        {"id": i, "instruction": t, "is_classification": c, "answer": "x", "request": "r"}
-        for i, (t, c, _) in zip(ids, tasks, strict=True)
-    ])  # fmt: skip
-    write("data/instances.jsonl", [
-        {"id": i, "instruction": t, "is_classification": bool(c), "prompt_kind": "input_first",
-         "instances": [{"input": a, "output": b} for a, b in inst], "raw": "", "request": "r",
-         "finish_reason": extra.get("finish_reason", "stop"), "truncated": extra.get("truncated")}
-        for i, (t, c, inst) in zip(ids, tasks, strict=True) if inst is not None
-    ])  # fmt: skip
+    write(
+        "data/instructions.jsonl",
+        [
+            {"id": i, "instruction": t, "most_similar": [], "request": "r", "round": 0}
+            for i, (t, _, _) in zip(ids, tasks, strict=True)
+        ],
+    )
+    write(
+        "data/classifications.jsonl",
+        [
+            {"id": i, "instruction": t, "is_classification": c, "answer": "x", "request": "r"}
+            for i, (t, c, _) in zip(ids, tasks, strict=True)
+        ],
+    )
+    write(
+        "data/instances.jsonl",
+        [
+            {
+                "id": i,
+                "instruction": t,
+                "is_classification": bool(c),
+                "prompt_kind": "input_first",
+                "instances": [{"input": a, "output": b} for a, b in inst],
+                "raw": "",
+                "request": "r",
+                "finish_reason": extra.get("finish_reason", "stop"),
+                "truncated": extra.get("truncated"),
+            }
+            for i, (t, c, inst) in zip(ids, tasks, strict=True)
+            if inst is not None
+        ],
+    )
     return ids
 
 
@@ -59,33 +85,58 @@ def rules_of(rejects: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def test_instance_rules_and_reasons() -> None:
-    make_pool([
-        ("Explain why the ocean tastes salty to a child.", False, [
-            ("", "Rivers carry salt into the sea."), ("", ""), ("same", "same"),
-            ("Question:", "x y"), ("a", "ends with:"), ("", "Rivers carry salt into the sea."),
-        ]),
-        ("Decide whether the movie review below is positive or negative.", True, [
-            ("Great film", "Positive"), ("Great film", "Negative"),
-        ]),
-        ("Describe the image of a sunset over the mountains.", False, [("", "Orange sky.")]),
-        ("Suggest a weekend hobby for someone who works at a desk all week.", None, None),
-        ("Recommend three board games for a family with young children.", False, None),
-    ])  # fmt: skip
+    make_pool(
+        [
+            (
+                "Explain why the ocean tastes salty to a child.",
+                False,
+                [
+                    ("", "Rivers carry salt into the sea."),
+                    ("", ""),
+                    ("same", "same"),
+                    ("Question:", "x y"),
+                    ("a", "ends with:"),
+                    ("", "Rivers carry salt into the sea."),
+                ],
+            ),
+            (
+                "Decide whether the movie review below is positive or negative.",
+                True,
+                [
+                    ("Great film", "Positive"),
+                    ("Great film", "Negative"),
+                ],
+            ),
+            ("Describe the image of a sunset over the mountains.", False, [("", "Orange sky.")]),
+            ("Suggest a weekend hobby for someone who works at a desk all week.", None, None),
+            ("Recommend three board games for a family with young children.", False, None),
+        ]
+    )
     result = run("filter")
     assert result.exit_code == 0, result.output
-    assert lines("data/dataset.jsonl") == [{
-        "id": stable_id("i", "Explain why the ocean tastes salty to a child.") + "-0",
-        "instruction": "Explain why the ocean tastes salty to a child.",
-        "input": "", "output": "Rivers carry salt into the sea.", "is_classification": False,
-    }]  # fmt: skip
-    assert sorted(rules_of(lines("data/filter_rejects.jsonl"))) == sorted([
-        ("empty_output", ""), ("input_equals_output", "same"), ("ends_with_colon", "x y"),
-        ("ends_with_colon", "ends with:"), ("duplicate", "Rivers carry salt into the sea."),
-        ("conflicting_outputs", "Positive"), ("conflicting_outputs", "Negative"),
-        ("blacklisted_word", "Describe the image of a sunset over the mountains."),
-        ("not_classified", "Suggest a weekend hobby for someone who works at a desk all week."),
-        ("no_instances", "Recommend three board games for a family with young children."),
-    ])  # fmt: skip
+    assert lines("data/dataset.jsonl") == [
+        {
+            "id": stable_id("i", "Explain why the ocean tastes salty to a child.") + "-0",
+            "instruction": "Explain why the ocean tastes salty to a child.",
+            "input": "",
+            "output": "Rivers carry salt into the sea.",
+            "is_classification": False,
+        }
+    ]
+    assert sorted(rules_of(lines("data/filter_rejects.jsonl"))) == sorted(
+        [
+            ("empty_output", ""),
+            ("input_equals_output", "same"),
+            ("ends_with_colon", "x y"),
+            ("ends_with_colon", "ends with:"),
+            ("duplicate", "Rivers carry salt into the sea."),
+            ("conflicting_outputs", "Positive"),
+            ("conflicting_outputs", "Negative"),
+            ("blacklisted_word", "Describe the image of a sunset over the mountains."),
+            ("not_classified", "Suggest a weekend hobby for someone who works at a desk all week."),
+            ("no_instances", "Recommend three board games for a family with young children."),
+        ]
+    )
     assert re.search(r"conflicting_outputs\s+2\n", result.stdout)
 
 
@@ -93,8 +144,13 @@ def test_rouge_rule_in_pool_order_and_seeds() -> None:
     first = "Write a short poem about the first snow of winter in the city."
     near = "Write a short poem about the first snow of winter in the village."
     seedlike = "Name a primary colour of paint please."
-    make_pool([(first, False, [("", "Snow falls.")]), (near, False, [("", "Flakes.")]),
-               (seedlike, False, [("", "Blue")])])  # fmt: skip
+    make_pool(
+        [
+            (first, False, [("", "Snow falls.")]),
+            (near, False, [("", "Flakes.")]),
+            (seedlike, False, [("", "Blue")]),
+        ]
+    )
     assert run("filter").exit_code == 0
     assert [r["instruction"] for r in lines("data/dataset.jsonl")] == [first]
     rejects = {r["instruction"]: r for r in lines("data/filter_rejects.jsonl")}
@@ -106,8 +162,11 @@ def test_rouge_rule_in_pool_order_and_seeds() -> None:
 
 def test_max_instances_truncated_and_seeds() -> None:
     five = [(f"in {i}", f"out {i}") for i in range(7)]
-    make_pool([("Add a polite closing line to each email below.", False, five)],
-              truncated={"input": "in 7", "output": "out"}, finish_reason="length")  # fmt: skip
+    make_pool(
+        [("Add a polite closing line to each email below.", False, five)],
+        truncated={"input": "in 7", "output": "out"},
+        finish_reason="length",
+    )
     result = run("filter", "--max-instances", "5", "--include-seeds", "--out", "final.jsonl")
     assert result.exit_code == 0, result.output
     rows = lines("final.jsonl")
@@ -128,23 +187,36 @@ def test_max_instances_truncated_and_seeds() -> None:
 
 
 def test_conflicts_count_only_valid_instances_and_empty_replies_are_reported() -> None:
-    ids = make_pool([
-        # "Great film" clashes only with an instance that is invalid anyway: the task stays.
-        ("Decide whether the movie review below is positive or negative.", True, [
-            ("Great film", "Positive"), ("Great film", "Negative:"), ("Dull plot", "Negative"),
-        ]),
-        ("Sort the list of numbers below from smallest to largest.", False, []),
-        ("Fix the grammar of the sentence below without changing its meaning.", False, [
-            ("me and him goes home", "He and I go home."),
-            ("she dont know", "Sure! Here is the corrected sentence: She doesn't know."),
-            ("they was late", "They were late.\n```"),
-        ]),
-    ])  # fmt: skip
+    ids = make_pool(
+        [
+            # "Great film" clashes only with an instance that is invalid anyway: the task stays.
+            (
+                "Decide whether the movie review below is positive or negative.",
+                True,
+                [
+                    ("Great film", "Positive"),
+                    ("Great film", "Negative:"),
+                    ("Dull plot", "Negative"),
+                ],
+            ),
+            ("Sort the list of numbers below from smallest to largest.", False, []),
+            (
+                "Fix the grammar of the sentence below without changing its meaning.",
+                False,
+                [
+                    ("me and him goes home", "He and I go home."),
+                    ("she dont know", "Sure! Here is the corrected sentence: She doesn't know."),
+                    ("they was late", "They were late.\n```"),
+                ],
+            ),
+        ]
+    )
     assert run("filter").exit_code == 0
     assert [(r["input"], r["output"]) for r in lines("data/dataset.jsonl")] == [
-        ("Great film", "Positive"), ("Dull plot", "Negative"),
+        ("Great film", "Positive"),
+        ("Dull plot", "Negative"),
         ("me and him goes home", "He and I go home."),
-    ]  # fmt: skip
+    ]
     rejects = [
         (r["id"], r["rule"], r.get("detail", "")) for r in lines("data/filter_rejects.jsonl")
     ]
@@ -165,10 +237,20 @@ def test_chat_residue_can_be_switched_off() -> None:
 
 def test_optional_heuristics_from_the_config_file() -> None:
     instruction = "Give one tip for staying focused while studying at home."
-    make_pool([(instruction, False, [
-        ("", "As an AI language model, I cannot study."), ("", "Put your phone in another room."),
-        ("", "Ok."), ("", instruction + " Use a timer."),
-    ])])  # fmt: skip
+    make_pool(
+        [
+            (
+                instruction,
+                False,
+                [
+                    ("", "As an AI language model, I cannot study."),
+                    ("", "Put your phone in another room."),
+                    ("", "Ok."),
+                    ("", instruction + " Use a timer."),
+                ],
+            )
+        ]
+    )
     assert run("filter").exit_code == 0
     assert len(lines("data/dataset.jsonl")) == 4  # off by default: the method as published
     Path("selfinstruct.toml").write_text(

@@ -20,13 +20,19 @@ SEEDS = [
 ]
 # (instruction, is_classification or None when stage 2 has no answer, instances)
 MACHINE: list[tuple[str, bool | None, list[tuple[str, str]]]] = [
-    ("Write a short poem about the sea.", False,
-     [("", "Waves roll in and out."), ("", "Blue water sings.")]),
-    ("Classify the sentiment of the review.", True,
-     [("Great food and service.", "Positive"), ("Cold soup.", "Negative")]),
+    (
+        "Write a short poem about the sea.",
+        False,
+        [("", "Waves roll in and out."), ("", "Blue water sings.")],
+    ),
+    (
+        "Classify the sentiment of the review.",
+        True,
+        [("Great food and service.", "Positive"), ("Cold soup.", "Negative")],
+    ),
     ("Please tell me a joke about cats.", None, []),
     ("Given a list of numbers, find the median value.", False, [("3, 9, 4", "4")]),
-]  # fmt: skip
+]
 KEPT = [(0, 0), (0, 1), (1, 0), (3, 0)]  # (task, instance) pairs in dataset.jsonl
 REJECTS = [
     {"id": "i-1", "rule": "too_similar", "instruction": "x", "detail": "ROUGE-L 0.800 with: y"},
@@ -46,32 +52,65 @@ def write(path: Path, records: list[dict[str, Any]]) -> None:
 
 def make_pool(root: Path = Path("data"), dataset: bool = True) -> Path:
     """The hand-made pool above: two seeds, four machine tasks, a dataset and its rejects."""
-    write(root / "seeds.jsonl", [
-        {"id": f"seed_task_{k}", "name": "s", "instruction": text, "is_classification": flag,
-         "instances": [{"input": a, "output": b} for a, b in inst]}
-        for k, (text, flag, inst) in enumerate(SEEDS)
-    ])  # fmt: skip
+    write(
+        root / "seeds.jsonl",
+        [
+            {
+                "id": f"seed_task_{k}",
+                "name": "s",
+                "instruction": text,
+                "is_classification": flag,
+                "instances": [{"input": a, "output": b} for a, b in inst],
+            }
+            for k, (text, flag, inst) in enumerate(SEEDS)
+        ],
+    )
     ids = [stable_id("i", text) for text, _, _ in MACHINE]
-    write(root / "instructions.jsonl", [
-        {"id": i, "instruction": t, "request": "r", "round": 0}
-        for i, (t, _, _) in zip(ids, MACHINE, strict=True)
-    ])  # fmt: skip
-    write(root / "classifications.jsonl", [
-        {"id": i, "instruction": t, "is_classification": c, "answer": "x", "request": "r"}
-        for i, (t, c, _) in zip(ids, MACHINE, strict=True) if c is not None
-    ])  # fmt: skip
-    write(root / "instances.jsonl", [
-        {"id": i, "instruction": t, "is_classification": bool(c), "prompt_kind": "input_first",
-         "instances": [{"input": a, "output": b} for a, b in inst], "raw": "",
-         "finish_reason": "stop", "request": "r"}
-        for i, (t, c, inst) in zip(ids, MACHINE, strict=True) if inst
-    ])  # fmt: skip
+    write(
+        root / "instructions.jsonl",
+        [
+            {"id": i, "instruction": t, "request": "r", "round": 0}
+            for i, (t, _, _) in zip(ids, MACHINE, strict=True)
+        ],
+    )
+    write(
+        root / "classifications.jsonl",
+        [
+            {"id": i, "instruction": t, "is_classification": c, "answer": "x", "request": "r"}
+            for i, (t, c, _) in zip(ids, MACHINE, strict=True)
+            if c is not None
+        ],
+    )
+    write(
+        root / "instances.jsonl",
+        [
+            {
+                "id": i,
+                "instruction": t,
+                "is_classification": bool(c),
+                "prompt_kind": "input_first",
+                "instances": [{"input": a, "output": b} for a, b in inst],
+                "raw": "",
+                "finish_reason": "stop",
+                "request": "r",
+            }
+            for i, (t, c, inst) in zip(ids, MACHINE, strict=True)
+            if inst
+        ],
+    )
     if dataset:
         rows = []
         for t, k in KEPT:
             text, flag, inst = MACHINE[t]
-            rows.append({"id": f"{ids[t]}-{k}", "instruction": text, "input": inst[k][0],
-                         "output": inst[k][1], "is_classification": flag})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{ids[t]}-{k}",
+                    "instruction": text,
+                    "input": inst[k][0],
+                    "output": inst[k][1],
+                    "is_classification": flag,
+                }
+            )
         write(root / "dataset.jsonl", rows)
         write(root / "filter_rejects.jsonl", REJECTS)
     return root
@@ -91,25 +130,49 @@ def test_stats_json_has_exact_numbers_for_a_hand_made_pool() -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert list(doc) == [
-        "pool", "seeds", "machine", "dataset", "rouge_vs_seeds", "verbs", "lengths",
+        "pool",
+        "seeds",
+        "machine",
+        "dataset",
+        "rouge_vs_seeds",
+        "verbs",
+        "lengths",
         "filter_rules",
-    ]  # fmt: skip
+    ]
     assert doc["pool"] == "data"
     assert doc["seeds"] == {
-        "instructions": 2, "classification": 1, "non_classification": 1, "unclassified": 0,
-        "instances": 2, "empty_input": 1, "mean_instruction_words": 7.0,
-        "mean_input_words": 3.0, "mean_output_words": 1.0,
-    }  # fmt: skip
+        "instructions": 2,
+        "classification": 1,
+        "non_classification": 1,
+        "unclassified": 0,
+        "instances": 2,
+        "empty_input": 1,
+        "mean_instruction_words": 7.0,
+        "mean_input_words": 3.0,
+        "mean_output_words": 1.0,
+    }
     assert doc["machine"] == {
-        "instructions": 4, "classification": 1, "non_classification": 2, "unclassified": 1,
-        "instances": 5, "empty_input": 2, "mean_instruction_words": 7.25,
-        "mean_input_words": 3.0, "mean_output_words": 2.2,
-    }  # fmt: skip
+        "instructions": 4,
+        "classification": 1,
+        "non_classification": 2,
+        "unclassified": 1,
+        "instances": 5,
+        "empty_input": 2,
+        "mean_instruction_words": 7.25,
+        "mean_input_words": 3.0,
+        "mean_output_words": 2.2,
+    }
     assert doc["dataset"] == {
-        "instructions": 3, "classification": 1, "non_classification": 2, "unclassified": 0,
-        "instances": 4, "empty_input": 2, "mean_instruction_words": 7.33,
-        "mean_input_words": 3.5, "mean_output_words": 2.5,
-    }  # fmt: skip
+        "instructions": 3,
+        "classification": 1,
+        "non_classification": 2,
+        "unclassified": 0,
+        "instances": 4,
+        "empty_input": 2,
+        "mean_instruction_words": 7.33,
+        "mean_input_words": 3.5,
+        "mean_output_words": 2.5,
+    }
     # Best against the seeds: 2/13, 2/12, 2/13 (one shared word each) and 4/15 (two words).
     rouge = doc["rouge_vs_seeds"]
     assert [b["count"] for b in rouge["bins"]] == [0, 3, 1, 0, 0, 0, 0, 0, 0, 0]
@@ -268,8 +331,11 @@ def test_leading_verb_skips_roles_manners_and_conditions(instruction: str, verb:
 def test_histogram_bins_are_half_open_with_an_open_last_bin() -> None:
     got = histogram([0, 4, 5, 9, 10, 299, 300, 5000], edges=(0, 5, 10, 300))
     assert [(b.lo, b.hi, b.count) for b in got] == [
-        (0, 5, 2), (5, 10, 2), (10, 300, 2), (300, None, 2),
-    ]  # fmt: skip
+        (0, 5, 2),
+        (5, 10, 2),
+        (10, 300, 2),
+        (300, None, 2),
+    ]
 
 
 def test_rouge_bins_put_exact_scores_in_the_right_bin() -> None:

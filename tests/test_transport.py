@@ -151,9 +151,13 @@ def spawn(server: FakeOpenAI, *args: str) -> subprocess.Popen[str]:
     argv += ["--base-url", server.base_url, "--api-key", KEY]
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     return subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def started_worker(server: FakeOpenAI, child: subprocess.Popen[str]) -> int:

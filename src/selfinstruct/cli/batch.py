@@ -49,19 +49,29 @@ BatchTargetOpt = Annotated[
 
 
 def batch_job(
-    llm: Settings, config: FileConfig, pool: Path, stages: tuple[str, ...], prompts: Path | None,
-    seed: int | None = None, seeds: Path | None = None, target: int | None = None,
-) -> BatchJob:  # fmt: skip
+    llm: Settings,
+    config: FileConfig,
+    pool: Path,
+    stages: tuple[str, ...],
+    prompts: Path | None,
+    seed: int | None = None,
+    seeds: Path | None = None,
+    target: int | None = None,
+) -> BatchJob:
     from selfinstruct.pipeline.batch import BatchJob
 
     return BatchJob(
-        pool=open_pool(pool, seeds), llm=llm, stages=stages, prompts=prompts, seeds=seeds,
+        pool=open_pool(pool, seeds),
+        llm=llm,
+        stages=stages,
+        prompts=prompts,
+        seeds=seeds,
         target=target,
         generate=config.settings(GenerateSettings, "generate"),
         classify=config.settings(ClassifySettings, "classify"),
         instances=config.settings(InstancesSettings, "instances"),
         seed=random.randrange(2**31) if seed is None else seed,
-    )  # fmt: skip
+    )
 
 
 def run_batch(job: BatchJob, log_file: Path | None, quiet: bool) -> None:
@@ -91,10 +101,15 @@ def print_batch(name: str, report: BatchReport) -> None:
 @batch_app.command("submit")
 @llm_command
 def batch_submit_cmd(
-    llm: Settings, config: FileConfig, stage: StageOpt = "auto", pool: PoolOpt = Path("data"),
-    num_instructions: BatchTargetOpt = None, seeds: SeedsOpt = None, seed: SeedOpt = None,
+    llm: Settings,
+    config: FileConfig,
+    stage: StageOpt = "auto",
+    pool: PoolOpt = Path("data"),
+    num_instructions: BatchTargetOpt = None,
+    seeds: SeedsOpt = None,
+    seed: SeedOpt = None,
     prompts: PromptsOpt = None,
-) -> None:  # fmt: skip
+) -> None:
     """Upload the requests each stage needs next and create their batches."""
     from selfinstruct.pipeline.batch import submit
 
@@ -133,11 +148,16 @@ def batch_status_cmd(
 @batch_app.command("export")
 @llm_command
 def batch_export_cmd(
-    llm: Settings, config: FileConfig,
+    llm: Settings,
+    config: FileConfig,
     out: Annotated[Path, typer.Option(help="Requests file (Batch API JSONL) for vllm run-batch.")],
-    stage: StageOpt = "auto", pool: PoolOpt = Path("data"), num_instructions: BatchTargetOpt = None,
-    seeds: SeedsOpt = None, seed: SeedOpt = None, prompts: PromptsOpt = None,
-) -> None:  # fmt: skip
+    stage: StageOpt = "auto",
+    pool: PoolOpt = Path("data"),
+    num_instructions: BatchTargetOpt = None,
+    seeds: SeedsOpt = None,
+    seed: SeedOpt = None,
+    prompts: PromptsOpt = None,
+) -> None:
     """Write the next requests for an offline engine instead of uploading them."""
     from selfinstruct.pipeline.batch_offline import export
 
@@ -148,10 +168,12 @@ def batch_export_cmd(
 @batch_app.command("import")
 @llm_command
 def batch_import_cmd(
-    llm: Settings, config: FileConfig,
+    llm: Settings,
+    config: FileConfig,
     results: Annotated[Path, typer.Argument(help="Batch API output JSONL (vllm run-batch -o).")],
-    pool: PoolOpt = Path("data"), prompts: PromptsOpt = None,
-) -> None:  # fmt: skip
+    pool: PoolOpt = Path("data"),
+    prompts: PromptsOpt = None,
+) -> None:
     """Write the results of exported requests to the pool."""
     from selfinstruct.pipeline.batch_offline import import_results
 

@@ -62,9 +62,16 @@ def export_cmd(
     from selfinstruct.outputs.export import ExportJob, export
 
     job = ExportJob(
-        open_pool(pool), fmt, out, include_seeds=include_seeds, shuffle=shuffle, seed=seed,
-        split=split, system=system, varied_templates=varied_templates,
-    )  # fmt: skip
+        open_pool(pool),
+        fmt,
+        out,
+        include_seeds=include_seeds,
+        shuffle=shuffle,
+        seed=seed,
+        split=split,
+        system=system,
+        varied_templates=varied_templates,
+    )
     report = export(job)
     source = f"{report.from_dataset} from the dataset + {report.from_seeds} seed instances"
     rows = [("records", f"{report.from_dataset + report.from_seeds} ({source})"), ("format", fmt)]

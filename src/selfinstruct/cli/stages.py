@@ -73,10 +73,15 @@ def generate_cmd(
     from selfinstruct.pipeline.batch import advance
 
     job = GenerateJob(
-        pool=Pool(pool), seeds=seeds, target=num_instructions, llm=llm, prompts=prompts,
-        stage=config.settings(GenerateSettings, "generate"), progress=progress,
+        pool=Pool(pool),
+        seeds=seeds,
+        target=num_instructions,
+        llm=llm,
+        prompts=prompts,
+        stage=config.settings(GenerateSettings, "generate"),
+        progress=progress,
         seed=random.randrange(2**31) if seed is None else seed,
-    )  # fmt: skip
+    )
     if dry_run:
         return show_dry_run(job)
     open_pool(pool, seeds)
@@ -88,9 +93,13 @@ def generate_cmd(
 
 @llm_command
 def classify_cmd(
-    llm: Settings, config: FileConfig, pool: PoolOpt = Path("data"), prompts: PromptsOpt = None,
-    progress: ProgressOpt = True, batch: BatchOpt = False,
-) -> None:  # fmt: skip
+    llm: Settings,
+    config: FileConfig,
+    pool: PoolOpt = Path("data"),
+    prompts: PromptsOpt = None,
+    progress: ProgressOpt = True,
+    batch: BatchOpt = False,
+) -> None:
     """Stage 2: ask whether each machine instruction is a classification task."""
     from selfinstruct import StageJob, classify
     from selfinstruct.pipeline.batch import advance
@@ -204,9 +213,14 @@ def show_dry_run(job: GenerateJob) -> None:
 
     template = load_template(f"generate_{job.llm.api}", job.prompts)
     seeds = load_seeds(job.seeds) if job.seeds else []
-    resolved = {"settings": job.llm.public(), "generate": job.stage.model_dump(mode="json"),
-                "seed": job.seed, "pool": str(job.pool.root), "target": job.target,
-                "prompts": {template.name: template.path}}  # fmt: skip
+    resolved = {
+        "settings": job.llm.public(),
+        "generate": job.stage.model_dump(mode="json"),
+        "seed": job.seed,
+        "pool": str(job.pool.root),
+        "target": job.target,
+        "prompts": {template.name: template.path},
+    }
     typer.echo(json.dumps(resolved, indent=2))
     if seeds:
         typer.echo("\nFirst prompt:\n" + sample_prompt(seeds, job.stage, template, job.seed))
@@ -290,14 +304,19 @@ def run_cmd(
         plan.add, plan.filter = add, config.settings(FilterSettings, "filter")
         return run_batch(plan, log_file, quiet)
     job = RunJob(
-        pool=open_pool(pool, seeds), seeds=seeds, target=num_instructions, add=add, llm=llm,
+        pool=open_pool(pool, seeds),
+        seeds=seeds,
+        target=num_instructions,
+        add=add,
+        llm=llm,
         prompts=prompts,
         generate=config.settings(GenerateSettings, "generate"),
         classify=config.settings(ClassifySettings, "classify"),
         instances=config.settings(InstancesSettings, "instances"),
         filter=config.settings(FilterSettings, "filter"),
-        seed=random.randrange(2**31) if seed is None else seed, progress=not quiet,
-    )  # fmt: skip
+        seed=random.randrange(2**31) if seed is None else seed,
+        progress=not quiet,
+    )
     with Log(log_file, quiet) as log:
         report = run_pipeline(job)
         if report.nothing_to_do:

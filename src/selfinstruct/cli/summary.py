@@ -56,12 +56,17 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
     gen, n = report.generate, report.counts
     tasks = n.get("output_first", 0) + n.get("input_first", 0)
     rows = [
-        ("instructions", f"{gen.total} / {report.target} (+{gen.accepted}, "
-                         f"{sum(gen.rejected.values())} rejected)"),
-        ("classified", f"{n.get('yes', 0)} yes, {n.get('no', 0)} no, "
-                       f"{n.get('unparsed', 0)} unparsed"),
+        (
+            "instructions",
+            f"{gen.total} / {report.target} (+{gen.accepted}, "
+            f"{sum(gen.rejected.values())} rejected)",
+        ),
+        (
+            "classified",
+            f"{n.get('yes', 0)} yes, {n.get('no', 0)} no, {n.get('unparsed', 0)} unparsed",
+        ),
         ("instances", f"{n.get('instances', 0)} for {tasks} instructions"),
-    ]  # fmt: skip
+    ]
     if parked := n.get("in_open_batches", 0):
         rows.append(parked_row(parked))
     if report.filter is not None:
@@ -85,21 +90,32 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     dataset = s["filter"]["dataset"]
     return [
         ("pool", s["pool"]),
-        ("generate", f"{gen['done']} / {s['target'] or '-'} instructions, "
-                     f"{gen['failures']} failed requests" + also(spent(usage, "generate"))),
-        ("classify", f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
-                     f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
-                     f"{cls['failures']} failed requests" + also(spent(usage, "classify"))),
-        ("instances", f"{ins['done']} done ({ins['instances']} instances), "
-                      f"{ins['pending']} pending, {ins['failures']} failed requests"
-                      + also(spent(usage, "instances"))),
+        (
+            "generate",
+            f"{gen['done']} / {s['target'] or '-'} instructions, "
+            f"{gen['failures']} failed requests" + also(spent(usage, "generate")),
+        ),
+        (
+            "classify",
+            f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
+            f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
+            f"{cls['failures']} failed requests" + also(spent(usage, "classify")),
+        ),
+        (
+            "instances",
+            f"{ins['done']} done ({ins['instances']} instances), "
+            f"{ins['pending']} pending, {ins['failures']} failed requests"
+            + also(spent(usage, "instances")),
+        ),
         ("batches", batches_row(s["batches"])),
         ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
         ("spent", spent(usage) or "nothing yet"),
         ("last run", last_run(last, s["lock"])),
         ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
-    ] + [("torn line", f"{path}: {n} bytes, left out; repaired on the next write")
-         for path, n in s["torn"].items()]  # fmt: skip
+    ] + [
+        ("torn line", f"{path}: {n} bytes, left out; repaired on the next write")
+        for path, n in s["torn"].items()
+    ]
 
 
 def last_run(last: dict[str, Any], lock: str | None) -> str:
@@ -147,8 +163,10 @@ def concurrency_text(c: dict[str, int]) -> str:
 def batches_row(b: dict[str, Any]) -> str:
     if not b["open"]:
         return "none open"
-    return (f"{b['open']} open ({b['requests']} requests; {', '.join(b['stages'])}): "
-            "`selfinstruct batch status` for details")  # fmt: skip
+    return (
+        f"{b['open']} open ({b['requests']} requests; {', '.join(b['stages'])}): "
+        "`selfinstruct batch status` for details"
+    )
 
 
 class Log:

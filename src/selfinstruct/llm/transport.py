@@ -317,8 +317,13 @@ async def attempt(clients: Clients, path: str, body: dict[str, Any]) -> dict[str
     try:
         return {"ok": await clients.post(path, body)}
     except openai.APIStatusError as e:
-        return {"error": "status", "status": e.status_code, "message": e.message,
-                "headers": dict(e.response.headers), "body": e.response.text}  # fmt: skip
+        return {
+            "error": "status",
+            "status": e.status_code,
+            "message": e.message,
+            "headers": dict(e.response.headers),
+            "body": e.response.text,
+        }
     except openai.APITimeoutError:
         return {"error": "timeout"}
     except openai.APIConnectionError as e:

@@ -7,9 +7,20 @@ import string
 
 # The method's blacklist: tasks a text-only model cannot do.
 BLACKLIST = (
-    "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-    "map", "maps", "draw", "plot", "go to",
-)  # fmt: skip
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+)
 MIN_WORDS, MAX_WORDS = 4, 150
 
 

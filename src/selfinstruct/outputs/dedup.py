@@ -53,9 +53,13 @@ def load_json_list(path: Path) -> list[Any]:
 
 
 def dedup_file(
-    src: Path, out: Path, field: str, threshold: float,
-    rejected: Path | None = None, against: Path | None = None,
-) -> DedupReport:  # fmt: skip
+    src: Path,
+    out: Path,
+    field: str,
+    threshold: float,
+    rejected: Path | None = None,
+    against: Path | None = None,
+) -> DedupReport:
     """Keep each record whose field is ROUGE-L <= threshold against all kept before it."""
     started = time.monotonic()
     records = read_records(src, field)

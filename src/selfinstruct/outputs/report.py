@@ -108,8 +108,14 @@ def rouge_chart(stats: Stats) -> str:
     r = stats.rouge_vs_seeds
     fig = new_figure(7, 3.4)
     ax = fig.add_subplot()
-    ax.bar([b.lo for b in r.bins], [b.count for b in r.bins], width=0.1, align="edge",
-           color=COLOURS[0], edgecolor="white")  # fmt: skip
+    ax.bar(
+        [b.lo for b in r.bins],
+        [b.count for b in r.bins],
+        width=0.1,
+        align="edge",
+        color=COLOURS[0],
+        edgecolor="white",
+    )
     ax.axvline(0.7, color=COLOURS[3], linestyle="--", label="0.7: the novelty threshold")
     ax.set_xlim(0, 1)
     ax.set_xticks([k / 10 for k in range(11)])
@@ -239,10 +245,15 @@ def rejected_html(rejected: list[Reject]) -> str:
     if not rejected:
         return "<p>No rejected records.</p>"
     rows = [
-        [f'<span class="rule">{esc(r.rule)}</span>', esc(r.instruction), esc(r.input),
-         esc(r.output), esc(r.detail)]
+        [
+            f'<span class="rule">{esc(r.rule)}</span>',
+            esc(r.instruction),
+            esc(r.input),
+            esc(r.output),
+            esc(r.detail),
+        ]
         for r in rejected
-    ]  # fmt: skip
+    ]
     return table(["rule", "instruction", "input", "output", "detail"], rows, cls="records")
 
 
@@ -251,21 +262,31 @@ def render(stats: Stats, kept: list[Row], rejected: list[Reject]) -> str:
     r = stats.rouge_vs_seeds
     body = [
         section("summary", "The dataset", summary_html(stats)),
-        section("rouge", "Similarity to the seeds",
-                f"<p>Each machine instruction's highest ROUGE-L F against the seed instructions "
-                f"({r.instructions} instructions, mean {mean_label(r)}).</p>"
-                + img(rouge_chart(stats), "ROUGE-L histogram")),
-        section("lengths", f"Lengths ({stats.lengths.source})",
-                img(lengths_chart(stats), "length histograms")),
-        section("verbs", "Leading verbs and their objects",
-                "<p>The first word of each machine instruction and the head of the noun phrase "
-                "after it (a heuristic; see the README).</p>"
-                + img(verbs_chart(stats), "verbs and objects")),
+        section(
+            "rouge",
+            "Similarity to the seeds",
+            f"<p>Each machine instruction's highest ROUGE-L F against the seed instructions "
+            f"({r.instructions} instructions, mean {mean_label(r)}).</p>"
+            + img(rouge_chart(stats), "ROUGE-L histogram"),
+        ),
+        section(
+            "lengths",
+            f"Lengths ({stats.lengths.source})",
+            img(lengths_chart(stats), "length histograms"),
+        ),
+        section(
+            "verbs",
+            "Leading verbs and their objects",
+            "<p>The first word of each machine instruction and the head of the noun phrase "
+            "after it (a heuristic; see the README).</p>"
+            + img(verbs_chart(stats), "verbs and objects"),
+        ),
         section("filter", "Dropped by the filter", filter_html(stats)),
         section("kept", f"A sample of kept records ({len(kept)})", kept_html(kept)),
-        section("rejected", f"A sample of rejected records ({len(rejected)})",
-                rejected_html(rejected)),
-    ]  # fmt: skip
+        section(
+            "rejected", f"A sample of rejected records ({len(rejected)})", rejected_html(rejected)
+        ),
+    ]
     title = f"selfinstruct report: {esc(stats.pool)}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

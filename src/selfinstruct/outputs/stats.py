@@ -420,10 +420,12 @@ def rules_text(rules: dict[str, int]) -> str:
 def render_text(stats: Stats) -> str:
     """`selfinstruct stats` as aligned plain-text tables."""
     note = "" if stats.dataset is not None else " (no dataset.jsonl yet)"
-    return "\n\n".join([
-        f"stats: {stats.pool}{note}\n" + grid(summary_table(stats)),
-        rouge_text(stats.rouge_vs_seeds),
-        verbs_text(stats.verbs),
-        lengths_text(stats.lengths),
-        rules_text(stats.filter_rules),
-    ])  # fmt: skip
+    return "\n\n".join(
+        [
+            f"stats: {stats.pool}{note}\n" + grid(summary_table(stats)),
+            rouge_text(stats.rouge_vs_seeds),
+            verbs_text(stats.verbs),
+            lengths_text(stats.lengths),
+            rules_text(stats.filter_rules),
+        ]
+    )

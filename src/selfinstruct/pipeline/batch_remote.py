@@ -94,9 +94,16 @@ def batch_status(pool: Pool, settings: Settings) -> list[dict[str, Any]]:
     rows = []
     try:
         for e in sorted(ledger.latest.values(), key=lambda e: e.time):
-            row = {"file": e.file, "stage": e.stage, "state": e.state, "status": e.status,
-                   "completed": e.done, "failed": e.failed, "total": e.requests,
-                   "batch": e.batch_id}  # fmt: skip
+            row = {
+                "file": e.file,
+                "stage": e.stage,
+                "state": e.state,
+                "status": e.status,
+                "completed": e.done,
+                "failed": e.failed,
+                "total": e.requests,
+                "batch": e.batch_id,
+            }
             if e.state == "submitted":
                 info = remote.api.retrieve(e.batch_id or "")
                 row.update(status=info.status, completed=info.completed, failed=info.failed)

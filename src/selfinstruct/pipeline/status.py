@@ -24,19 +24,22 @@ def pool_status(pool: Pool) -> dict[str, Any]:
         "target": data.get("run", {}).get("target"),
         "generate": {"done": len(work.machine), "failures": failures["generate"]},
         "classify": {
-            "done": len(classes), "pending": len(work.unclassified),
+            "done": len(classes),
+            "pending": len(work.unclassified),
             "yes": sum(v is True for v in classes.values()),
             "no": sum(v is False for v in classes.values()),
             "unparsed": sum(v is None for v in classes.values()),
             "failures": failures["classify"],
         },
         "instances": {
-            "done": len(work.instances), "pending": len(work.without_instances),
+            "done": len(work.instances),
+            "pending": len(work.without_instances),
             "instances": sum(len(s.instances) for s in work.instances.values()),
             "failures": failures["instances"],
         },
         "batches": {
-            "open": len(waiting), "requests": sum(e.requests for e in waiting),
+            "open": len(waiting),
+            "requests": sum(e.requests for e in waiting),
             "stages": sorted({e.stage for e in waiting}),
         },
         "filter": {
@@ -47,4 +50,4 @@ def pool_status(pool: Pool) -> dict[str, Any]:
         "lock": pool.lock.holder(),
         # torn last lines (left out above; the next run that takes the lock cuts them off)
         "torn": {str(path): n for path in pool.jsonl_files() if (n := torn_tail(path))},
-    }  # fmt: skip
+    }

@@ -183,8 +183,13 @@ class Generator:
     def summary(self) -> tuple[str | None, dict[str, Any]]:
         """(why the run stopped early, counters) for the manifest."""
         r = self.report
-        counters = {"accepted": r.accepted, "candidates": r.candidates, "replayed": r.replayed,
-                    "rejected": dict(r.rejected), "pool": r.total}  # fmt: skip
+        counters = {
+            "accepted": r.accepted,
+            "candidates": r.candidates,
+            "replayed": r.replayed,
+            "rejected": dict(r.rejected),
+            "pool": r.total,
+        }
         return r.stopped, counters
 
     async def run(self, target: int) -> GenerateReport:

@@ -59,16 +59,25 @@ class RequestCache:
         return Completion(**json.loads(row[0])) if row else None
 
     def put(
-        self, key: str, stage: str, request: dict[str, Any], completion: Completion,
-        cost: float | None, batched: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        key: str,
+        stage: str,
+        request: dict[str, Any],
+        completion: Completion,
+        cost: float | None,
+        batched: bool = False,
+    ) -> None:
         """Store a paid response and what it cost (None: unknown prices) in one transaction."""
         insert(self.db, row(key, stage, request, completion, cost, batched))
 
     async def aput(
-        self, key: str, stage: str, request: dict[str, Any], completion: Completion,
+        self,
+        key: str,
+        stage: str,
+        request: dict[str, Any],
+        completion: Completion,
         cost: float | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """`put`, committed on the writer thread when there is one: the event loop serves other
         replies meanwhile (in the loop, SQLite's commits take ~0.11 ms a reply, its checkpoints
         a few ms; the hand-off costs ~0.1 ms of CPU, worth it only on a busy loop)."""
@@ -135,9 +144,13 @@ Row = tuple[tuple[Any, ...], tuple[Any, ...]]  # (the response's row, its spend 
 
 
 def row(
-    key: str, stage: str, request: dict[str, Any], completion: Completion,
-    cost: float | None, batched: bool = False,
-) -> Row:  # fmt: skip
+    key: str,
+    stage: str,
+    request: dict[str, Any],
+    completion: Completion,
+    cost: float | None,
+    batched: bool = False,
+) -> Row:
     now = time.time()
     response = (key, stage, json.dumps(request), json.dumps(vars(completion)), now)
     tokens = (completion.prompt_tokens, completion.completion_tokens)
@@ -182,10 +195,15 @@ def spend_since(path: Path, mark: int) -> tuple[dict[str, dict[str, Any]], int]:
     finally:
         db.close()
     spent = {
-        stage: {"requests": n, "batched": batched, "prompt_tokens": prompt,
-                "completion_tokens": completion, "cost": cost if priced == n else None}
+        stage: {
+            "requests": n,
+            "batched": batched,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cost": cost if priced == n else None,
+        }
         for stage, n, batched, prompt, completion, cost, priced, _ in rows
-    }  # fmt: skip
+    }
     return spent, max((last for *_, last in rows), default=mark)
 
 
