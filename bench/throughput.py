@@ -41,8 +41,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import openai
-from tests.fakecorpus import make_instruction
-from tests.fakeserver import FakeOpenAI
 
 from bench import asyncserver
 from selfinstruct.config import (
@@ -56,6 +54,8 @@ from selfinstruct.models import stable_id
 from selfinstruct.pipeline.run import RunJob, run_pipeline
 from selfinstruct.stages.filter import FilterJob, filter_pool
 from selfinstruct.store.pool import Pool
+from tests.fakecorpus import make_instruction
+from tests.fakeserver import FakeOpenAI
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
 
@@ -276,8 +276,8 @@ def main() -> None:
     os.environ.pop("OPENAI_API_KEY", None)
     print(f"latency {args.latency * 1000:.0f} ms, pool {args.pool_size}, server pid {server.pid}")
     print("run = the whole run; steady = its middle 80% of requests; bare = the openai client")
-    columns = ("conc", "ideal r/s", "bare %", "bare CPU", "run r/s", "run %", "run CPU ms")
-    columns += ("steady r/s", "steady %", "of bare", "steady CPU", "server CPU")
+    run = ("ideal r/s", "bare %", "bare CPU", "run r/s", "run %", "run CPU ms")
+    columns = ("conc", *run, "steady r/s", "steady %", "of bare", "steady CPU", "server CPU")
     print(" ".join(f"{c:>10}" for c in columns))
     for c in (int(x) for x in args.concurrency.split(",")):
         ideal = c / args.latency

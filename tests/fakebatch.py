@@ -108,7 +108,7 @@ class FakeBatches:
 
     def add_file(self, filename: str, data: bytes, purpose: str) -> dict[str, Any]:
         number = next(self._numbers)
-        file = {
+        file: dict[str, Any] = {
             "id": f"file-fake{number:06d}",
             "object": "file",
             "bytes": len(data),

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import Result
 
 from selfinstruct.llm import batchfiles
+from selfinstruct.models import BatchRequest
 from tests.fakeserver import FakeOpenAI, Recorded, default_reply, prompt_text
 from tests.pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from tests.pooldata import invoke as cli
@@ -202,7 +203,7 @@ def test_files_are_split_at_the_limits(
     ok(server, "batch", "submit", "--stage", "classify")
     assert sorted(len(f) for f in uploaded(server)) == [6, 7, 7]
     sizes = [
-        len(batchfiles.upload_line(batchfiles.BatchRequest(**r, stage="classify")))
+        len(batchfiles.upload_line(BatchRequest(**r, stage="classify")))
         for f in uploaded(server)
         for r in f
     ]

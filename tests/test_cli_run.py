@@ -17,14 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from selfinstruct.cli import app
-from tests.fakeserver import (
-    FakeOpenAI,
-    Recorded,
-    continue_numbering,
-    default_reply,
-    make_instruction,
-    prompt_text,
-)
+from tests.fakecorpus import make_instruction
+from tests.fakeserver import FakeOpenAI, Recorded, continue_numbering, default_reply, prompt_text
 from tests.pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from tests.pooldata import invoke as cli
 

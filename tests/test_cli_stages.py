@@ -146,7 +146,7 @@ def test_budget_stop_then_resume(make_server: MakeServer) -> None:
 def test_failures_are_recorded_and_retried_next_run(make_server: MakeServer) -> None:
     server = make_server()
     pool_with(server, 5)
-    server.fault_rate, server.fault_kinds = 1.0, ["500"]
+    server.fault_rate, server.fault_kinds = 1.0, ("500",)
     result = cli(server, "classify", "--max-retries", "0", "--concurrency", "1")
     assert result.exit_code == 1 and "Error: 3 consecutive failures" in result.stderr
     failures = lines("data/failures.jsonl")

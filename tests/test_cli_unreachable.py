@@ -94,7 +94,7 @@ def test_a_server_that_goes_away_gets_the_breaker(make_server: MakeServer) -> No
 
 @pytest.mark.parametrize("worker", ["off", "on"])
 def test_a_refused_connection_is_a_connection_error_not_a_timeout(worker: str) -> None:
-    settings = Settings(base_url=dead_url(), api_key=KEY, http_worker=worker)  # type: ignore[arg-type]
+    settings = Settings(base_url=dead_url(), api_key=KEY, http_worker=worker)
 
     async def attempt() -> BaseException:
         clients = connect(settings)

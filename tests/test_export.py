@@ -20,7 +20,7 @@ SEED = {
     "instances": [{"input": "", "output": "Red"}],
     "is_classification": False,
 }
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {
         "id": f"i-{k:02d}",
         "instruction": f"Task number {k}: say {{something}} <b>nice</b>.",
@@ -100,7 +100,7 @@ def jsonl(path: str) -> list[dict[str, Any]]:
 
 
 def user(row: dict[str, Any]) -> str:
-    return row["instruction"] + ("\n\n" + row["input"] if row["input"] else "")
+    return str(row["instruction"]) + ("\n\n" + row["input"] if row["input"] else "")
 
 
 def test_alpaca_is_a_json_list_of_the_records() -> None:

@@ -283,7 +283,8 @@ def test_overlaps_count_shared_elements(
             overlaps.add(_prefix.element_codes(t), len(t))
         for q in queries:
             shared = [sum((Counter(t) & Counter(q)).values()) for t in texts]
-            ratio = np.float32(shared) / np.float32([len(t) + len(q) for t in texts])
+            lengths = [len(t) + len(q) for t in texts]
+            ratio = np.array(shared, dtype=np.float32) / np.array(lengths, dtype=np.float32)
             for size in {len(texts), len(texts) // 2}:  # a screen's pool, texts added since
                 row = overlaps.ratios(_prefix.element_codes(q), size)
                 assert row.tolist() == ratio[:size].tolist()

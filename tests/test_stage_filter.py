@@ -28,9 +28,10 @@ def lines(path: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
-def make_pool(
-    tasks: list[tuple[str, bool | None, list[tuple[str, str]] | None]], **extra: Any
-) -> list[str]:
+Task = tuple[str, bool | None, list[tuple[str, str]] | None]
+
+
+def make_pool(tasks: list[Task], **extra: Any) -> list[str]:
     """Write a pool: (instruction, is_classification, instances or None for none)."""
     write(
         "data/seeds.jsonl",
@@ -264,7 +265,7 @@ def test_optional_heuristics_from_the_config_file() -> None:
 
 
 def test_filter_twice_is_byte_identical() -> None:
-    tasks = [
+    tasks: list[Task] = [
         (
             f"Describe a {w} way to spend a rainy afternoon with friends.",
             False,
@@ -293,7 +294,7 @@ def test_filter_on_a_damaged_pool_names_the_line() -> None:
 
 
 def test_dedup_jsonl_with_rejected_and_against(tmp_path: Path) -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"instruction": "List five fruits that are high in vitamin C.", "output": "a"},
         {"instruction": "List five fruits that are very high in vitamin C.", "output": "b"},
         {"instruction": "Explain how tides are caused by the moon.", "output": "c", "extra": 1},
