@@ -1,6 +1,6 @@
 """Start-up time of the commands people run most: `selfinstruct --help` and `status`.
 
-    python bench/startup.py            # 15 runs each; median and best wall time
+    python -m bench.startup            # 15 runs each; median and best wall time
 
 Each command runs in a fresh interpreter (as from a shell), next to two references measured
 in the same run: a bare interpreter, and one that only imports typer (the floor of any Typer
@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from selfinstruct.store.pool import Pool, load_seeds, store_seeds
+
 CASES = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "python -c 'import typer'": [sys.executable, "-c", "import typer"],
@@ -30,10 +32,8 @@ def make_pool(root: Path) -> None:
     seeds = root / "seeds.jsonl"
     task = {"instruction": "Name three rivers of Europe and the seas they flow into."}
     seeds.write_text(json.dumps({**task, "output": "The Rhine (North Sea), ..."}) + "\n")
-    cmd = [sys.executable, "-c", "from selfinstruct.store.pool import *\n"
-           "p = Pool(__import__('pathlib').Path('pool')); p.root.mkdir()\n"
-           "store_seeds(p, load_seeds(__import__('pathlib').Path('seeds.jsonl')))"]  # fmt: skip
-    subprocess.run(cmd, cwd=root, check=True)
+    (root / "pool").mkdir()
+    store_seeds(Pool(root / "pool"), load_seeds(seeds))
 
 
 def timed(argv: list[str], cwd: Path, runs: int) -> list[float]:
