@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
@@ -223,3 +225,16 @@ class Usage:
         self.completion_tokens += completion.completion_tokens
         spent = cost(prices, completion.prompt_tokens, completion.completion_tokens, batch)
         self.cost = None if spent is None or self.cost is None else self.cost + spent
+
+
+class Drops:
+    """The one way a rule drops a record (as datatrove's BaseFilter.run): count the reason and
+    keep the record, which names it, in the stage's rejects file. Stage 1's filters and stage
+    4's rules both go through it."""
+
+    def __init__(self, counts: Counter[str], write: Callable[[Any], object]) -> None:
+        self.counts, self.write = counts, write
+
+    def __call__(self, reason: str, record: Any) -> None:
+        self.counts[reason] += 1
+        self.write(record)

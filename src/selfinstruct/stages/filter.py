@@ -22,6 +22,7 @@ from selfinstruct.method.parsing import chat_residue
 from selfinstruct.method.similarity import dedup
 from selfinstruct.models import (
     Classification,
+    Drops,
     Instance,
     InstanceSet,
     MachineInstruction,
@@ -103,8 +104,9 @@ class Filter:
         )
         self.rules = InstanceRules(settings)
         self.report = FilterReport()
+        self.drops = Drops(self.report.dropped, lambda record: None)  # write_dataset's file
 
-    def novel(self, seeds: list[SeedTask], reject: Write) -> Iterator[MachineInstruction]:
+    def novel(self, seeds: list[SeedTask]) -> Iterator[MachineInstruction]:
         """Machine instructions that pass the stage 1 filters and the ROUGE-L rule, in order."""
         passing = []
         for rec in self.pool.read(self.pool.instructions, MachineInstruction):
@@ -114,7 +116,7 @@ class Filter:
                 passing.append(rec)
             else:
                 rule, detail = verdict
-                self.drop(reject, rule, rid=rec.id, instruction=rec.instruction, detail=detail)
+                self.drop(rule, rid=rec.id, instruction=rec.instruction, detail=detail)
         texts = [rec.instruction for rec in passing]
         against = [s.instruction for s in seeds]
         results = dedup(texts, self.settings.rouge_threshold, against)
@@ -124,12 +126,12 @@ class Filter:
                 continue
             similar = against[r.match] if r.in_against else texts[r.match]
             detail = f"ROUGE-L {r.score:.3f} with: {similar}"
-            self.drop(reject, "too_similar", rid=rec.id, instruction=rec.instruction, detail=detail)
+            self.drop("too_similar", rid=rec.id, instruction=rec.instruction, detail=detail)
 
-    def task(self, rec: MachineInstruction, got: InstanceSet, write: Write, reject: Write) -> None:
+    def task(self, rec: MachineInstruction, got: InstanceSet, write: Write) -> None:
         """The method's order: validity rules, then conflicting outputs among the valid ones,
         then exact duplicates, then a seeded sample of at most max_instances."""
-        drop = partial(self.drop, reject, rid=rec.id, instruction=rec.instruction)
+        drop = partial(self.drop, rid=rec.id, instruction=rec.instruction)
         if got.truncated is not None:
             drop("truncated", inst=got.truncated)
         if not got.instances:
@@ -171,7 +173,6 @@ class Filter:
 
     def drop(
         self,
-        reject: Write,
         rule: str,
         *,
         rid: str,
@@ -179,13 +180,13 @@ class Filter:
         inst: Instance | None = None,
         detail: str = "",
     ) -> None:
-        self.report.dropped[rule] += 1
+        """A rejects record for a rule's drop (the instance's fields when it is one)."""
         record: dict[str, Any] = {"id": rid, "rule": rule, "instruction": instruction}
         if inst is not None:
             record.update(input=inst.input, output=inst.output)
         if detail:
             record["detail"] = detail
-        reject(record)
+        self.drops(rule, record)
 
 
 def conflicting(instances: list[Instance]) -> bool:
@@ -235,15 +236,16 @@ def write_dataset(job: FilterJob) -> FilterReport:
     with atomic_jsonl(report.out) as write, atomic_jsonl(report.rejects) as reject:
         if job.include_seeds:
             report.seeds = write_seeds(seeds, write)
-        for rec in work.novel(seeds, reject):
+        work.drops = Drops(report.dropped, reject)
+        for rec in work.novel(seeds):
             flag = flags.get(rec.id)
-            drop = partial(work.drop, reject, rid=rec.id, instruction=rec.instruction)
+            drop = partial(work.drop, rid=rec.id, instruction=rec.instruction)
             if flag is None or flag.is_classification is None:
                 drop("not_classified")
             elif rec.id not in sets:
                 drop("no_instances", detail="stage 3 has not written its instances yet")
             else:
-                work.task(rec, sets[rec.id], write, reject)
+                work.task(rec, sets[rec.id], write)
     return report
 
 

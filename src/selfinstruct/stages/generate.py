@@ -19,6 +19,7 @@ from selfinstruct.method.parsing import continuation, parse_numbered
 from selfinstruct.method.prompts import Template, load_template
 from selfinstruct.method.similarity import RougeIndex, Screen
 from selfinstruct.models import (
+    Drops,
     MachineInstruction,
     RejectedInstruction,
     SeedTask,
@@ -167,11 +168,11 @@ class Generator:
         self, rid: str, text: str, verdict: tuple[str, str], key: str, report: GenerateReport
     ) -> None:
         reason, detail = verdict
-        self.rejected_out.append(
-            RejectedInstruction(id=rid, instruction=text, reason=reason, detail=detail, request=key)
+        record = RejectedInstruction(
+            id=rid, instruction=text, reason=reason, detail=detail, request=key
         )
+        Drops(report.rejected, self.rejected_out.append)(reason, record)
         self.reject_ids.add(rid)
-        report.rejected[reason] += 1
 
     def wanted(self, in_flight: int, report: GenerateReport) -> bool:
         """Launch another request only while the ones in flight cannot cover the target."""
