@@ -37,6 +37,7 @@ from selfinstruct.cli.summary import (
     status_rows,
     table,
     usage_rows,
+    warning_rows,
 )
 from selfinstruct.config import (
     STAGES,
@@ -240,7 +241,8 @@ def print_generate(report: GenerateReport, job: GenerateJob) -> None:
         *reason_rows(report.rejected),
         ("elapsed", f"{report.elapsed:.1f}s"),
     ]
-    finish("generate", rows + usage_rows(report.usage), report.stopped, None, report.interrupted)
+    rows += usage_rows(report.usage) + warning_rows(report.warnings)
+    finish("generate", rows, report.stopped, None, report.interrupted)
 
 
 def print_stage(stage: str, report: StageReport, keys: list[str], left: str) -> None:
@@ -264,7 +266,7 @@ def print_stage(stage: str, report: StageReport, keys: list[str], left: str) -> 
     rows += [("elapsed", f"{report.elapsed:.1f}s")]
     finish(
         stage,
-        rows + usage_rows(report.usage),
+        rows + usage_rows(report.usage) + warning_rows(report.warnings),
         report.stopped,
         report.left(left),
         report.interrupted,

@@ -78,44 +78,56 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
         rows.append((f"{stage} requests", usage_rows(usage)[0][1]))
     unknown = any(u.cost is None for u in report.usage.values())
     total = sum((u.cost or 0.0) for u in report.usage.values())
+    tokens = [sum(u.prompt_tokens for u in report.usage.values()),
+              sum(u.completion_tokens for u in report.usage.values())]  # fmt: skip
+    rows.append(("tokens", "{} prompt + {} completion".format(*tokens)))
     rows.append(("cost", "n/a (unknown model prices)" if unknown else f"${total:.4f}"))
     if report.spent:
         rows.append(("spent, all runs", spent(report.spent)))
-    return rows
+    return rows + warning_rows(report.warnings)
+
+
+def warning_rows(warnings: list[str]) -> list[tuple[str, str]]:
+    """One row a yield warning (stages.yields), after the figures it explains."""
+    return [("warning", text) for text in warnings]
 
 
 def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     gen, cls, ins, last = s["generate"], s["classify"], s["instances"], s["last_run"] or {}
     usage = s["usage"]
     dataset = s["filter"]["dataset"]
-    return [
-        ("pool", s["pool"]),
-        (
-            "generate",
-            f"{gen['done']} / {s['target'] or '-'} instructions, "
-            f"{gen['failures']} failed requests" + also(spent(usage, "generate")),
-        ),
-        (
-            "classify",
-            f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
-            f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
-            f"{cls['failures']} failed requests" + also(spent(usage, "classify")),
-        ),
-        (
-            "instances",
-            f"{ins['done']} done ({ins['instances']} instances), "
-            f"{ins['pending']} pending, {ins['failures']} failed requests"
-            + also(spent(usage, "instances")),
-        ),
-        ("batches", batches_row(s["batches"])),
-        ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
-        ("spent", spent(usage) or "nothing yet"),
-        ("last run", last_run(last, s["lock"])),
-        ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
-    ] + [
-        ("torn line", f"{path}: {n} bytes, left out; repaired on the next write")
-        for path, n in s["torn"].items()
-    ]
+    return (
+        [
+            ("pool", s["pool"]),
+            (
+                "generate",
+                f"{gen['done']} / {s['target'] or '-'} instructions, "
+                f"{gen['failures']} failed requests" + also(spent(usage, "generate")),
+            ),
+            (
+                "classify",
+                f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
+                f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
+                f"{cls['failures']} failed requests" + also(spent(usage, "classify")),
+            ),
+            (
+                "instances",
+                f"{ins['done']} done ({ins['instances']} instances), "
+                f"{ins['pending']} pending, {ins['failures']} failed requests"
+                + also(spent(usage, "instances")),
+            ),
+            ("batches", batches_row(s["batches"])),
+            ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
+            ("spent", spent(usage) or "nothing yet"),
+            ("last run", last_run(last, s["lock"])),
+            ("lock", f"held by {s['lock']}" if s["lock"] else "free"),
+        ]
+        + [
+            ("torn line", f"{path}: {n} bytes, left out; repaired on the next write")
+            for path, n in s["torn"].items()
+        ]
+        + warning_rows(s["warnings"])
+    )
 
 
 def last_run(last: dict[str, Any], lock: str | None) -> str:

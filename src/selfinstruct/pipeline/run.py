@@ -34,6 +34,7 @@ from selfinstruct.progress import Progress, progress
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport
+from selfinstruct.stages.yields import classify_warnings, instances_warnings
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache
 from selfinstruct.store.pool import JsonlAppender, Pool, Work, bulk_load
@@ -72,6 +73,7 @@ class RunReport:
     concurrency: dict[str, int] = field(default_factory=dict)
     interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
     spent: dict[str, dict[str, Any]] = field(default_factory=dict)  # the pool's, all runs
+    warnings: list[str] = field(default_factory=list)  # stages.yields: a yield looks wrong
 
 
 def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -> int:
@@ -243,6 +245,9 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
         report.elapsed = time.monotonic() - started
         report.counts = dict(pipe.cls.report.counts + pipe.ins.report.counts)
         report.concurrency = pipe.flow.limit.summary()
+        report.generate.check_yield(job.llm.api)
+        report.warnings = report.generate.warnings + classify_warnings(report.counts, job.llm.api)
+        report.warnings += instances_warnings(report.counts, job.llm.api)
         for stage, llm in pipe.llms.items():
             report.usage[stage] = llm.usage
             manifest.record_stage(

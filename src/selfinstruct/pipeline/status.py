@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from selfinstruct.models import (
-    Failure,
+from selfinstruct.models import Failure, InstanceSet
+from selfinstruct.stages.yields import (
+    classify_warnings,
+    generate_warnings,
+    instances_warnings,
 )
 from selfinstruct.store import manifest
 from selfinstruct.store.pool import Pool, iter_jsonl, open_batches, torn_tail
@@ -16,6 +19,7 @@ def pool_status(pool: Pool) -> dict[str, Any]:
     """A JSON-ready summary; reads the pool without taking its lock."""
     work = pool.work()
     classes = {i: c.is_classification for i, c in work.classes.items()}
+    sets = list(work.instances.values())
     failures = Counter(f.stage for f in pool.read(pool.failures, Failure))
     data = manifest.with_spend(pool)  # killed runs and the one in progress included
     waiting = open_batches(pool)
@@ -47,7 +51,36 @@ def pool_status(pool: Pool) -> dict[str, Any]:
         },
         "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
         "last_run": {k: v for k, v in data.get("run", {}).items() if k != "target"} or None,
+        "warnings": pool_warnings(pool, data, len(work.machine), list(classes.values()), sets),
         "lock": pool.lock.holder(),
         # torn last lines (left out above; the next run that takes the lock cuts them off)
         "torn": {str(path): n for path in pool.jsonl_files() if (n := torn_tail(path))},
     }
+
+
+def pool_warnings(
+    pool: Pool,
+    data: dict[str, Any],
+    machine: int,
+    classes: list[bool | None],
+    sets: list[InstanceSet],
+) -> list[str]:
+    """The yield checks of stages.yields over the whole pool (replies that left no trace, such
+    as stage 1's unparsed ones, are judged only by the run that saw them)."""
+    api = next(
+        (e["settings"]["api"] for e in data["stages"].values() if "api" in e.get("settings", {})),
+        "chat",
+    )
+    rejected = sum(1 for _ in iter_jsonl(pool.rejected)) if pool.rejected.exists() else 0
+    counts = Counter(
+        {"yes": classes.count(True), "no": classes.count(False), "unparsed": classes.count(None)}
+    )
+    for s in sets:
+        counts[s.prompt_kind] += 1
+        counts[f"{s.prompt_kind}_empty"] += not s.instances
+        counts[f"{s.prompt_kind}_cut"] += s.finish_reason == "length"
+    return (
+        generate_warnings(0, 0, 0, machine + rejected, machine, api)
+        + classify_warnings(counts, api)
+        + instances_warnings(counts, api)
+    )

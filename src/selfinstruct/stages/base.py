@@ -42,6 +42,7 @@ class StageReport:
     elapsed: float = 0.0
     usage: Usage = field(default_factory=Usage)
     interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
+    warnings: list[str] = field(default_factory=list)  # stages.yields: the yield looks wrong
 
     def left(self, what: str) -> str | None:
         """ "2 unclassified": items whose requests failed for good, left for the next run."""

@@ -17,6 +17,7 @@ from selfinstruct.stages.base import (
     llm_session,
     run_worker,
 )
+from selfinstruct.stages.yields import classify_warnings
 from selfinstruct.store.cache import Completion
 from selfinstruct.store.pool import JsonlAppender
 
@@ -90,4 +91,6 @@ def classify(job: StageJob) -> StageReport:
             worker = Classifier(llm, template, job.stage, pool.classifications)
             worker.report.done_before = len(done)
             entry = {STAGE: job.stage.model_dump(), "prompts": {template.name: template.sha256}}
-            return run_worker(job, llm, worker, pending, entry)
+            report = run_worker(job, llm, worker, pending, entry)
+            report.warnings = classify_warnings(report.counts, job.llm.api)
+            return report

@@ -29,6 +29,7 @@ from selfinstruct.models import (
 )
 from selfinstruct.progress import progress
 from selfinstruct.stages.base import llm_session, map_window, run_recorded
+from selfinstruct.stages.yields import generate_warnings
 from selfinstruct.store.cache import Completion, Counters
 from selfinstruct.store.pool import JsonlAppender, Pool, bulk_load, pool_seeds, store_seeds
 
@@ -43,15 +44,24 @@ class GenerateReport:
     accepted: int = 0
     candidates: int = 0
     replayed: int = 0
+    replies: int = 0  # applied, and of those: with at least one candidate; cut at max_tokens
+    parsed: int = 0
+    cut: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     stopped: str | None = None
     elapsed: float = 0.0
     usage: Usage = field(default_factory=Usage)
     interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
+    warnings: list[str] = field(default_factory=list)  # stages.yields: the yield looks wrong
 
     @property
     def total(self) -> int:
         return self.before + self.accepted
+
+    def check_yield(self, api: str) -> None:
+        self.warnings = generate_warnings(
+            self.replies, self.parsed, self.cut, self.candidates, self.accepted, api
+        )
 
 
 class Generator:
@@ -115,6 +125,9 @@ class Generator:
         last = int(req.meta.get("last", first + self.settings.new_per_request - 1))
         text = continuation(completion.text, first, self.llm.settings.api)
         items = parse_numbered(text, first, last, truncated=completion.finish_reason == "length")
+        report.replies += 1
+        report.parsed += bool(items)
+        report.cut += completion.finish_reason == "length"
         before = report.accepted
         screen = self.index.screen(items)  # one pass over the pool for the whole reply
         for i, item in enumerate(items):
@@ -298,10 +311,12 @@ def generate(job: GenerateJob) -> GenerateReport:
             gen.on_accept = lambda record: bar.update(1)
             with bar:
                 try:
-                    return run_recorded(pool, llm, entry, gen.run(job.target), gen.summary)
+                    report = run_recorded(pool, llm, entry, gen.run(job.target), gen.summary)
                 except Interrupted as e:
-                    gen.report.interrupted = e
-                    return gen.report
+                    report = gen.report
+                    report.interrupted = e
+                report.check_yield(job.llm.api)
+                return report
 
 
 def sample_prompt(

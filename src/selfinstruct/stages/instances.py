@@ -20,6 +20,7 @@ from selfinstruct.stages.base import (
     llm_session,
     run_worker,
 )
+from selfinstruct.stages.yields import instances_warnings
 from selfinstruct.store.cache import Completion
 from selfinstruct.store.pool import JsonlAppender, Pool
 
@@ -84,6 +85,9 @@ class InstanceWriter:
         self.report.counts["instances"] += len(kept)
         if not kept:
             self.report.counts["no_instances_parsed"] += 1
+            self.report.counts[f"{kind}_empty"] += 1
+        if completion.finish_reason == "length":
+            self.report.counts[f"{kind}_cut"] += 1
         record = InstanceSet(
             id=item.id,
             instruction=item.instruction,
@@ -115,4 +119,6 @@ def instances(job: StageJob) -> StageReport:
             worker.report.done_before = len(done)
             prompts = {t.name: t.sha256 for t in templates.values()}
             entry = {STAGE: job.stage.model_dump(), "prompts": prompts}
-            return run_worker(job, llm, worker, pending, entry)
+            report = run_worker(job, llm, worker, pending, entry)
+            report.warnings = instances_warnings(report.counts, job.llm.api)
+            return report
