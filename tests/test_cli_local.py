@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from pooldata import invoke, write_seeds
 
 from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings, Settings
 from selfinstruct.llm.local import LocalServer, LocalServerError, gguf_metadata, has_chat_template
 from selfinstruct.pipeline.local import LocalJob, slot_context
 from selfinstruct.stages.yields import classify_warnings, generate_warnings, instances_warnings
 from selfinstruct.store.pool import Pool
+from tests.pooldata import invoke, write_seeds
 
 
 def gguf(path: Path, meta: dict[str, object]) -> Path:
@@ -85,9 +85,15 @@ def test_a_server_that_dies_names_its_log(tmp_path: Path) -> None:
 def test_the_context_fits_the_longest_prompt() -> None:
     write_seeds(texts=["Write " + "very " * 200 + "long"])
     job = LocalJob(
-        Pool(Path("pool")), None, Settings(), set(), GenerateSettings(), ClassifySettings(),
-        InstancesSettings(), seeds=Path("seeds.jsonl"),
-    )  # fmt: skip
+        Pool(Path("pool")),
+        None,
+        Settings(),
+        set(),
+        GenerateSettings(),
+        ClassifySettings(),
+        InstancesSettings(),
+        seeds=Path("seeds.jsonl"),
+    )
     # stage 1's prompt: its template (337 characters), 6 seed examples of 1,010 characters and
     # 2 machine ones of up to 1,200 (150 words), numbered: 8,861 characters / 3 per token,
     # + 1,024 max_tokens + 64 for a chat template, rounded up to 256

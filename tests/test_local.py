@@ -139,7 +139,9 @@ def test_the_server_does_not_outlive_the_cli(tmp_path: Path, sig: signal.Signals
     time.sleep(3)  # requests in flight
     cli.send_signal(sig)
     code = cli.wait(60)
-    assert code == -sig if sig == signal.SIGKILL else code == 128 + sig
+    # SIGINT/SIGTERM: 128 + sig once the run has armed its handlers; a signal that lands
+    # before (a loaded machine is slow to get there) ends the process the default way.
+    assert code == -sig if sig == signal.SIGKILL else code in (128 + sig, -sig)
     deadline = time.monotonic() + 15
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -6,11 +6,11 @@ right parse, and the test expects the parser to miss it until it is fixed."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from local_replies import OUT, parse
+from tests.local_replies import OUT, parse
 
 REPLIES = [
     pytest.param(
@@ -27,7 +27,8 @@ REPLIES = [
 
 
 def test_the_fixtures_cover_every_prompt_and_api() -> None:
-    seen = {(r.values[0]["api"], r.values[0]["stage"], r.values[0]["kind"]) for r in REPLIES}
+    first = [cast(dict[str, Any], r.values[0]) for r in REPLIES]
+    seen = {(r["api"], r["stage"], r["kind"]) for r in first}
     for stage, kind in [("generate", ""), ("classify", ""), ("instances", "output_first")]:
         assert {("chat", stage, kind), ("completions", stage, kind)} <= seen
     # SmolLM2 via chat called every instruction a classification task: no input-first reply

@@ -78,8 +78,10 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
         rows.append((f"{stage} requests", usage_rows(usage)[0][1]))
     unknown = any(u.cost is None for u in report.usage.values())
     total = sum((u.cost or 0.0) for u in report.usage.values())
-    tokens = [sum(u.prompt_tokens for u in report.usage.values()),
-              sum(u.completion_tokens for u in report.usage.values())]  # fmt: skip
+    tokens = [
+        sum(u.prompt_tokens for u in report.usage.values()),
+        sum(u.completion_tokens for u in report.usage.values()),
+    ]
     rows.append(("tokens", "{} prompt + {} completion".format(*tokens)))
     rows.append(("cost", "n/a (unknown model prices)" if unknown else f"${total:.4f}"))
     if report.spent:

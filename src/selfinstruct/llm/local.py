@@ -65,8 +65,18 @@ def sha256(path: Path) -> str:
 
 # GGUF metadata: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 _SCALARS = {
-    0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"
-}  # fmt: skip
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
 _STRING, _ARRAY = 8, 9
 
 
@@ -139,11 +149,24 @@ class LocalServer:
 
     def command(self) -> list[str]:
         return [
-            server_binary(), "-m", str(self.model), "--host", "127.0.0.1",
-            "--port", str(self.port), "-np", str(self.slots),
-            "-c", str(self.slots * self.slot_context), "-t", str(self.threads),
-            "--no-webui", "--alias", self.alias, "--swa-full",
-        ]  # fmt: skip
+            server_binary(),
+            "-m",
+            str(self.model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "-np",
+            str(self.slots),
+            "-c",
+            str(self.slots * self.slot_context),
+            "-t",
+            str(self.threads),
+            "--no-webui",
+            "--alias",
+            self.alias,
+            "--swa-full",
+        ]
 
     def __enter__(self) -> str:
         self.start()
@@ -166,9 +189,13 @@ class LocalServer:
             log.write(f"--- {stamp} selfinstruct: {' '.join(cmd)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
-            )  # fmt: skip
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
 
     def wait_healthy(self, sleep: Callable[[float], None] = time.sleep) -> None:
         """Poll /health until it answers 200; a dead server or the timeout names the log."""

