@@ -12,7 +12,13 @@ from typing import Any
 
 from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings, Settings
 from selfinstruct.errors import ConfigError
-from selfinstruct.llm.local import LocalServer, default_gguf, has_chat_template, sha256
+from selfinstruct.llm.local import (
+    LocalServer,
+    default_gguf,
+    has_chat_template,
+    server_binary,
+    sha256,
+)
 from selfinstruct.method.filters import MAX_WORDS
 from selfinstruct.method.prompts import load_template
 from selfinstruct.store import manifest
@@ -104,6 +110,7 @@ def serve(job: LocalJob) -> Iterator[Settings]:
     stop it on the way out, whatever the way (LocalServer: also when this process dies)."""
     if "base_url" in job.given:
         raise ConfigError("--local starts its own server: drop --base-url (or drop --local)")
+    server_binary()  # a missing extra says so before anything else is done
     model = job.gguf.expanduser().resolve() if job.gguf else default_gguf()
     if not model.is_file():
         raise ConfigError(f"--gguf {job.gguf}: no such model file")
