@@ -110,10 +110,10 @@ def serve(job: LocalJob) -> Iterator[Settings]:
     stop it on the way out, whatever the way (LocalServer: also when this process dies)."""
     if "base_url" in job.given:
         raise ConfigError("--local starts its own server: drop --base-url (or drop --local)")
-    server_binary()  # a missing extra says so before anything else is done
-    model = job.gguf.expanduser().resolve() if job.gguf else default_gguf()
-    if not model.is_file():
+    if job.gguf and not job.gguf.expanduser().is_file():  # the user's own input first
         raise ConfigError(f"--gguf {job.gguf}: no such model file")
+    server_binary()  # then a missing extra, before the default model is assembled
+    model = job.gguf.expanduser().resolve() if job.gguf else default_gguf()
     chat = has_chat_template(model)
     api = job.llm.api if "api" in job.given else ("chat" if chat else "completions")
     alias = job.llm.model if "model" in job.given else model.stem
