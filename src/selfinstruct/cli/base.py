@@ -204,10 +204,17 @@ def local_job(
         given=given,
         prompts=kwargs.get("prompts"),
         seeds=kwargs.get("seeds"),
-        generate=config.settings(GenerateSettings, "generate"),
-        classify=config.settings(ClassifySettings, "classify"),
-        instances=config.settings(InstancesSettings, "instances"),
+        **model_stages(config),
     )
+
+
+def model_stages(config: FileConfig) -> dict[str, Any]:
+    """The settings of the three model stages, from the config file, as job fields."""
+    return {
+        "generate": config.settings(GenerateSettings, "generate"),
+        "classify": config.settings(ClassifySettings, "classify"),
+        "instances": config.settings(InstancesSettings, "instances"),
+    }
 
 
 def finish(

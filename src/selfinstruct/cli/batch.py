@@ -17,15 +17,13 @@ from selfinstruct.cli.base import (
     SeedsOpt,
     finish,
     llm_command,
+    model_stages,
     open_pool,
 )
 from selfinstruct.cli.summary import Log, batch_rows, columns
 from selfinstruct.config import (
     STAGES,
-    ClassifySettings,
     FileConfig,
-    GenerateSettings,
-    InstancesSettings,
     Settings,
 )
 from selfinstruct.errors import ConfigError
@@ -67,9 +65,7 @@ def batch_job(
         prompts=prompts,
         seeds=seeds,
         target=target,
-        generate=config.settings(GenerateSettings, "generate"),
-        classify=config.settings(ClassifySettings, "classify"),
-        instances=config.settings(InstancesSettings, "instances"),
+        **model_stages(config),
         seed=random.randrange(2**31) if seed is None else seed,
     )
 

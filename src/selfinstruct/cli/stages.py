@@ -26,6 +26,7 @@ from selfinstruct.cli.base import (
     finish,
     handle_errors,
     llm_command,
+    model_stages,
     open_pool,
 )
 from selfinstruct.cli.batch import batch_job, print_batch, run_batch
@@ -312,9 +313,7 @@ def run_cmd(
         add=add,
         llm=llm,
         prompts=prompts,
-        generate=config.settings(GenerateSettings, "generate"),
-        classify=config.settings(ClassifySettings, "classify"),
-        instances=config.settings(InstancesSettings, "instances"),
+        **model_stages(config),
         filter=config.settings(FilterSettings, "filter"),
         seed=random.randrange(2**31) if seed is None else seed,
         progress=not quiet,
