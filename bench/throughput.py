@@ -147,9 +147,15 @@ def bare_client(base_url: str, concurrency: int, seconds: float) -> tuple[float,
     return asyncio.run(run())
 
 
-def job(root: Path, base_url: str, concurrency: int, target: int) -> RunJob:
+def job(root: Path, base_url: str, concurrency: int, target: int, worker: str) -> RunJob:
     llm = Settings.model_validate(
-        {"base_url": base_url, "api_key": "sk-test", "concurrency": concurrency, "timeout": 30}
+        {
+            "base_url": base_url,
+            "api_key": "sk-test",
+            "concurrency": concurrency,
+            "timeout": 30,
+            "http_worker": worker,
+        }
     )
     return RunJob(
         pool=Pool(root),
@@ -212,6 +218,7 @@ def measure(
     ready: mp.Queue,  # type: ignore[type-arg]
     commands: mp.Queue,  # type: ignore[type-arg]
     show_timeline: bool = False,
+    worker: str = "auto",
 ) -> dict[str, float]:
     root = Path(tempfile.mkdtemp()) / "pool"
     if pool_size:
@@ -223,7 +230,7 @@ def measure(
     server_cpu = cpu_seconds(server.pid or 0)
     sampler = CpuSampler(server.pid or 0)
     start_cpu = time.process_time() + children_cpu()
-    report = run_pipeline(job(root, base_url, concurrency, pool_size + new))
+    report = run_pipeline(job(root, base_url, concurrency, pool_size + new, worker))
     sampler.stop()
     run_cpu = time.process_time() + children_cpu() - start_cpu - sampler.own
     server_cpu = cpu_seconds(server.pid or 0) - server_cpu
@@ -266,6 +273,11 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=0)
     parser.add_argument("--server", choices=("async", "threaded"), default="async")
     parser.add_argument("--timeline", action="store_true", help="CPU per request every 2.5 s")
+    parser.add_argument(
+        "--http-worker",
+        default="auto",
+        help="auto, on or off, or a list (on,off) to run each level once with each, interleaved",
+    )
     args = parser.parse_args()
     ready: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     commands: mp.Queue = mp.Queue()  # type: ignore[type-arg]
@@ -277,9 +289,23 @@ def main() -> None:
     print(f"latency {args.latency * 1000:.0f} ms, pool {args.pool_size}, server pid {server.pid}")
     print("run = the whole run; steady = its middle 80% of requests; bare = the openai client")
     run = ("ideal r/s", "bare %", "bare CPU", "run r/s", "run %", "run CPU ms")
-    columns = ("conc", *run, "steady r/s", "steady %", "of bare", "steady CPU", "server CPU")
+    columns = (
+        "conc",
+        "worker",
+        *run,
+        "steady r/s",
+        "steady %",
+        "of bare",
+        "steady CPU",
+        "server CPU",
+    )
     print(" ".join(f"{c:>10}" for c in columns))
-    for c in (int(x) for x in args.concurrency.split(",")):
+    levels = [
+        (int(c), worker)
+        for c in args.concurrency.split(",")
+        for worker in args.http_worker.split(",")
+    ]
+    for c, worker in levels:
         ideal = c / args.latency
         bare, bare_cpu = bare_client(base_url, c, min(args.seconds, 5.0))
         r = measure(
@@ -292,9 +318,11 @@ def main() -> None:
             ready,
             commands,
             show_timeline=args.timeline,
+            worker=worker,
         )
         cells = (
             c,
+            worker,
             f"{ideal:.0f}",
             f"{100 * bare / ideal:.1f}%",
             f"{bare_cpu:.2f}",

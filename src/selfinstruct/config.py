@@ -34,7 +34,7 @@ STAGES = ("generate", "classify", "instances")  # the stages that call a model
 class Settings(BaseModel):
     """How to reach the model and how hard to push it; shared by every model-calling stage."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: str = "gpt-4o-mini"
     base_url: str | None = None
@@ -95,7 +95,7 @@ class Settings(BaseModel):
 class GenerateSettings(BaseModel):
     """Stage 1 knobs; defaults follow the method (docs/method.md)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     examples: int = Field(8, ge=1, le=50)
     machine_examples: int = Field(2, ge=0)
@@ -132,7 +132,7 @@ class GenerateSettings(BaseModel):
 class ClassifySettings(BaseModel):
     """Stage 2: greedy decoding, a few tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     max_tokens: int = Field(8, ge=1)
 
@@ -140,7 +140,7 @@ class ClassifySettings(BaseModel):
 class InstancesSettings(BaseModel):
     """Stage 3: the reference decoding (greedy, presence penalty 1.5, about 300 tokens)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     max_instances: int = Field(5, ge=1, le=50)
     max_tokens: int = Field(350, ge=16)
@@ -151,7 +151,7 @@ class InstancesSettings(BaseModel):
 class FilterSettings(BaseModel):
     """Stage 4: the method's rules, plus optional heuristics that are off by default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rouge_threshold: float = Field(0.7, ge=0, le=1)
     max_instances: int = Field(5, ge=1)
@@ -167,7 +167,7 @@ class FilterSettings(BaseModel):
 class FileConfig(BaseModel):
     """The shape of `selfinstruct.toml`: LLM settings at the top, one table per stage."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     llm: dict[str, Any] = {}
     generate: dict[str, Any] = {}
