@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from tests.fakealpaca import alpaca_reply, is_teacher, teacher_reply
 from tests.fakebatch import FakeBatches, batch_route
 from tests.fakecorpus import (
     input_output_pairs,
@@ -205,6 +206,10 @@ def default_reply(body: dict[str, Any], salt: int = 0) -> str:
     prompt = prompt_text(body)
     chat = "messages" in body
     rng = random.Random(seed_of(body, salt))
+    if is_teacher(body):
+        return teacher_reply(body)
+    if (tasks := alpaca_reply(prompt, chat, rng)) is not None:
+        return tasks
     if "Is it classification?" in prompt:
         return classification_answer(prompt, chat=chat)
     start, written = next_number(prompt)

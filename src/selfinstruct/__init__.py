@@ -35,6 +35,10 @@ _WHERE = {
     "RunJob": "selfinstruct.pipeline.run",
     "RunReport": "selfinstruct.pipeline.run",
     "pool_status": "selfinstruct.pipeline.status",
+    "distill": "selfinstruct.stages.distill",
+    "DistillJob": "selfinstruct.stages.distill",
+    "DistillSettings": "selfinstruct.stages.distill",
+    "distill_file": "selfinstruct.outputs.distill_file",
     "dedup": "selfinstruct.method.similarity",
     "rouge_l": "selfinstruct.method.similarity",
 }
@@ -58,6 +62,10 @@ __all__ = [
     "FilterJob",
     "FilterReport",
     "run_pipeline",
+    "distill",
+    "DistillJob",
+    "DistillSettings",
+    "distill_file",
     "RunJob",
     "RunReport",
     "pool_status",
@@ -75,10 +83,12 @@ if TYPE_CHECKING:
     )
     from selfinstruct.errors import SelfInstructError
     from selfinstruct.method.similarity import dedup, rouge_l
+    from selfinstruct.outputs.distill_file import distill_file
     from selfinstruct.pipeline.run import RunJob, RunReport, run_pipeline
     from selfinstruct.pipeline.status import pool_status
     from selfinstruct.stages.base import StageJob, StageReport
     from selfinstruct.stages.classify import classify
+    from selfinstruct.stages.distill import DistillJob, DistillSettings, distill
     from selfinstruct.stages.filter import FilterJob, FilterReport, filter_pool
     from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate
     from selfinstruct.stages.instances import instances

@@ -106,6 +106,10 @@ class GenerateSettings(BaseModel):
     presence_penalty: float | None = None
     max_tokens: int = Field(1024, ge=16)
     blacklist: list[str] | None = None
+    preset: Literal["self-instruct", "alpaca"] | None = Field(
+        None, description="the recipe; None: the pool's own (run.json), else self-instruct"
+    )
+    force_preset: bool = Field(False, description="allow a preset other than the pool's")
 
     @field_validator("machine_examples")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -132,6 +133,7 @@ class Classification(Record):
     is_classification: bool | None
     answer: str
     request: str
+    preset: str | None = None  # "alpaca": not asked (the recipe has no stage 2)
 
 
 class InstanceSet(Record):
@@ -139,13 +141,41 @@ class InstanceSet(Record):
 
     id: str
     instruction: str
-    is_classification: bool
-    prompt_kind: str  # "output_first" | "input_first"
+    is_classification: bool | None  # None: not asked (the alpaca preset)
+    prompt_kind: str  # "output_first" | "input_first" | "alpaca" (written with the task)
     instances: list[Instance]
     truncated: Instance | None = None  # the cut-off last instance of a length-capped reply
     raw: str
     finish_reason: str
     request: str
+
+
+class Distilled(Record):
+    """A teacher's answer to one (instruction, input), a line of POOL/distilled.jsonl."""
+
+    id: str  # distill_id(teacher, instruction, input)
+    teacher: str  # the model, and the system prompt's hash when there is one
+    instruction: str
+    input: str = ""
+    original: str | None = None  # the output it replaces (None: not known)
+    output: str
+    model: str  # as the server named it in its reply
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    request: str
+
+
+def teacher_name(model: str, system: str | None) -> str:
+    """The key of a set of answers: the model, and which system prompt it was given."""
+    if not system:
+        return model
+    return f"{model}+system-{hashlib.sha256(system.encode()).hexdigest()[:8]}"
+
+
+def distill_id(teacher: str, instruction: str, given: str) -> str:
+    text = json.dumps([teacher, instruction, given], ensure_ascii=False)
+    return f"d-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 class BatchRequest(Record):

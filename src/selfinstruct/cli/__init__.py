@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli import batch, data, stages
+from selfinstruct.cli import batch, data, distill, stages
 from selfinstruct.cli.base import OFF, app
 
 __all__ = ["app", "main"]
@@ -58,6 +58,7 @@ app.command("instances")(stages.instances_cmd)
 app.command("filter")(stages.filter_cmd)
 app.command("dedup")(stages.dedup_cmd)
 app.command("run")(stages.run_cmd)
+app.command("distill")(distill.distill_cmd)
 app.command("status")(stages.status_cmd)
 app.command("version")(stages.version_cmd)
 app.add_typer(batch.batch_app, name="batch")

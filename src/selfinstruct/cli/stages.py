@@ -30,6 +30,15 @@ from selfinstruct.cli.base import (
     open_pool,
 )
 from selfinstruct.cli.batch import batch_job, print_batch, run_batch
+from selfinstruct.cli.presets import (
+    ForceOpt,
+    Outputs,
+    OutputsOpt,
+    PresetOpt,
+    TeacherOpt,
+    preset_flags,
+    teacher_rows,
+)
 from selfinstruct.cli.summary import (
     Log,
     parked_row,
@@ -69,6 +78,8 @@ def generate_cmd(
     ] = False,
     progress: ProgressOpt = True,
     batch: BatchOpt = False,
+    preset: PresetOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Stage 1: bootstrap new instructions from the seeds until the pool holds -n of them."""
     from selfinstruct import GenerateJob, Pool, generate
@@ -80,7 +91,7 @@ def generate_cmd(
         target=num_instructions,
         llm=llm,
         prompts=prompts,
-        stage=config.settings(GenerateSettings, "generate"),
+        stage=config.settings(GenerateSettings, "generate", preset_flags(preset, force)),
         progress=progress,
         seed=random.randrange(2**31) if seed is None else seed,
     )
@@ -89,6 +100,7 @@ def generate_cmd(
     open_pool(pool, seeds)
     if batch:
         plan = batch_job(llm, config, pool, ("generate",), prompts, job.seed, seeds, job.target)
+        plan.generate = job.stage
         return print_batch("generate", advance(plan))
     print_generate(generate(job), job)
 
@@ -159,14 +171,17 @@ def filter_cmd(
         int | None, typer.Option(help="Instances per task.", show_default="5")
     ] = None,
     config: ConfigOpt = None,
+    outputs: OutputsOpt = Outputs.original,
+    teacher: TeacherOpt = None,
 ) -> None:
     """Stage 4: drop near-duplicates and bad instances; write the final dataset."""
     from selfinstruct import FilterJob, filter_pool
 
     flags = {"rouge_threshold": rouge_threshold, "max_instances": max_instances}
     settings = read_config_file(config).settings(FilterSettings, "filter", flags)
-    report = filter_pool(FilterJob(open_pool(pool), settings, out, include_seeds))
-    rows = [
+    job = FilterJob(open_pool(pool), settings, out, include_seeds, outputs.value, teacher)
+    report = filter_pool(job)
+    rows = teacher_rows(report) + [
         ("instructions", f"{report.tasks} in the pool, {report.tasks_kept} kept with instances"),
         (
             "dataset",
@@ -210,14 +225,17 @@ def dedup_cmd(
 
 def show_dry_run(job: GenerateJob) -> None:
     from selfinstruct.method.prompts import load_template
+    from selfinstruct.stages.alpaca import ALPACA, alpaca_prompt, template_name, with_defaults
     from selfinstruct.stages.generate import sample_prompt
     from selfinstruct.store.pool import load_seeds
 
-    template = load_template(f"generate_{job.llm.api}", job.prompts)
+    stage = with_defaults(job.stage)
+    template = load_template(template_name(stage, job.llm.api), job.prompts)
     seeds = load_seeds(job.seeds) if job.seeds else []
+    first = alpaca_prompt if stage.preset == ALPACA else sample_prompt
     resolved = {
         "settings": job.llm.public(),
-        "generate": job.stage.model_dump(mode="json"),
+        "generate": stage.model_dump(mode="json"),
         "seed": job.seed,
         "pool": str(job.pool.root),
         "target": job.target,
@@ -225,7 +243,7 @@ def show_dry_run(job: GenerateJob) -> None:
     }
     typer.echo(json.dumps(resolved, indent=2))
     if seeds:
-        typer.echo("\nFirst prompt:\n" + sample_prompt(seeds, job.stage, template, job.seed))
+        typer.echo("\nFirst prompt:\n" + first(seeds, stage, template, job.seed))
 
 
 def print_generate(report: GenerateReport, job: GenerateJob) -> None:
@@ -298,13 +316,20 @@ def run_cmd(
         bool, typer.Option(help="No progress or summary (errors still).", show_default=OFF)
     ] = False,
     batch: BatchOpt = False,
+    preset: PresetOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
     from selfinstruct import RunJob, run_pipeline
 
+    stages = {
+        **model_stages(config),
+        "generate": config.settings(GenerateSettings, "generate", preset_flags(preset, force)),
+    }
     if batch:
         plan = batch_job(llm, config, pool, STAGES, prompts, seed, seeds, num_instructions)
         plan.add, plan.filter = add, config.settings(FilterSettings, "filter")
+        plan.generate = stages["generate"]
         return run_batch(plan, log_file, quiet)
     job = RunJob(
         pool=open_pool(pool, seeds),
@@ -313,7 +338,7 @@ def run_cmd(
         add=add,
         llm=llm,
         prompts=prompts,
-        **model_stages(config),
+        **stages,
         filter=config.settings(FilterSettings, "filter"),
         seed=random.randrange(2**31) if seed is None else seed,
         progress=not quiet,

@@ -110,7 +110,9 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
                 "classify",
                 f"{cls['done']} done ({cls['yes']} yes, {cls['no']} no, "
                 f"{cls['unparsed']} unparsed), {cls['pending']} pending, "
-                f"{cls['failures']} failed requests" + also(spent(usage, "classify")),
+                f"{cls['failures']} failed requests"
+                + (f", {cls['not_asked']} not asked (alpaca)" if cls.get("not_asked") else "")
+                + also(spent(usage, "classify")),
             ),
             (
                 "instances",

@@ -89,11 +89,19 @@ class LLM:
             settings.concurrency, settings.max_consecutive_failures, settings.breaker_seconds
         )
 
-    def request(self, prompt: str, params: dict[str, Any], sample: int = 0, **meta: Any) -> Request:
+    def request(
+        self,
+        prompt: str,
+        params: dict[str, Any],
+        sample: int = 0,
+        system: str | None = None,
+        **meta: Any,
+    ) -> Request:
         """The body for the configured API; its key covers everything that shapes the reply."""
         body: dict[str, Any] = {"model": self.settings.model, **params}
         if self.settings.api == "chat":
-            body["messages"] = [{"role": "user", "content": prompt}]
+            turns = [{"role": "system", "content": system}] if system else []
+            body["messages"] = [*turns, {"role": "user", "content": prompt}]
         else:
             body["prompt"] = prompt
         canonical = json.dumps(

@@ -14,6 +14,7 @@ from selfinstruct.errors import ConfigError
 FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "generate_completions": ({"examples", "next"}, {"count", "new", "last"}),
     "generate_chat": ({"examples", "next"}, {"count", "new", "last"}),
+    "generate_alpaca": ({"examples", "next"}, {"count", "new", "last"}),
     "classify": ({"instruction"}, set()),
     "instances_input_first": ({"instruction"}, set()),
     "instances_output_first": ({"instruction"}, set()),

@@ -42,6 +42,7 @@ from selfinstruct.pipeline.batch_remote import Remote
 from selfinstruct.pipeline.run import dataset_current, resolve_target
 from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.pricing import cost, price_for
+from selfinstruct.stages.alpaca import settle_preset
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
 from selfinstruct.store import manifest
@@ -122,6 +123,8 @@ class Batches:
         self.job, self.pool, self.cache, self.failures = job, job.pool, cache, failures
         self.ledger = Ledger(job.pool)
         self.started = now()
+        if "generate" in job.stages:  # a mixed pool is refused before anything is written
+            job.generate = settle_preset(job.pool, job.generate)
         self.report = BatchReport(target=self.resolve_target())
         self.llms = {s: LLM(job.llm, cache, failures, s, connect=False) for s in STAGES}
         self.prices = price_for(job.llm.model, job.llm.price_in, job.llm.price_out)
@@ -314,14 +317,18 @@ class Batches:
         self.remote.close()
 
 
-def session(job: BatchJob, *steps: Callable[[Batches], object]) -> BatchReport:
-    """Lock the pool, run the steps over one Batches, save what it spent."""
+def session(
+    job: BatchJob,
+    *steps: Callable[[Batches], object],
+    make: Callable[[BatchJob, RequestCache, JsonlAppender], Batches] | None = None,
+) -> BatchReport:
+    """Lock the pool, run the steps over one Batches (or `make`'s), save what it spent."""
     pool = job.pool
     with pool.writing():
         cache, failures = RequestCache(pool.cache), JsonlAppender(pool.failures)
         batches: Batches | None = None
         try:
-            batches = Batches(job, cache, failures)
+            batches = (make or Batches)(job, cache, failures)
             for step in steps:
                 step(batches)
             return batches.report

@@ -31,6 +31,7 @@ from selfinstruct.llm.flow import Flow
 from selfinstruct.models import Classification, MachineInstruction
 from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.progress import Progress, progress
+from selfinstruct.stages.alpaca import settle_preset
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport
@@ -126,6 +127,8 @@ class Pipeline:
 
     async def run(self, target: int, bar: Progress) -> GenerateReport:
         def accepted(record: MachineInstruction) -> None:
+            if self.gen.whole_tasks:  # the alpaca preset: written with its instance
+                return self.step(bar, "generated", 3)
             self.to_classify.put_nowait(record)
             self.step(bar, "generated")
 
@@ -198,6 +201,7 @@ def run_pipeline(job: RunJob) -> RunReport:
         with bulk_load():
             work = pool.work()
         have = len(work.machine)
+        job.generate = settle_preset(pool, job.generate)  # before anything is written
         target = resolve_target(pool, job.target, job.add, have)
         manifest.record_run(pool, {"target": target})
         report = RunReport(target=target, generate=GenerateReport(target, have))

@@ -18,7 +18,8 @@ from selfinstruct.store.pool import Pool, iter_jsonl, open_batches, torn_tail
 def pool_status(pool: Pool) -> dict[str, Any]:
     """A JSON-ready summary; reads the pool without taking its lock."""
     work = pool.work()
-    classes = {i: c.is_classification for i, c in work.classes.items()}
+    asked = {i: c for i, c in work.classes.items() if c.preset is None}  # alpaca's: not asked
+    classes = {i: c.is_classification for i, c in asked.items()}
     sets = list(work.instances.values())
     failures = Counter(f.stage for f in pool.read(pool.failures, Failure))
     data = manifest.with_spend(pool)  # killed runs and the one in progress included
@@ -34,6 +35,7 @@ def pool_status(pool: Pool) -> dict[str, Any]:
             "no": sum(v is False for v in classes.values()),
             "unparsed": sum(v is None for v in classes.values()),
             "failures": failures["classify"],
+            "not_asked": len(work.classes) - len(asked),
         },
         "instances": {
             "done": len(work.instances),

@@ -10,6 +10,7 @@ from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSet
 from selfinstruct.llm.client import LLM
 from selfinstruct.method.prompts import load_template
 from selfinstruct.models import MachineInstruction
+from selfinstruct.stages.alpaca import make_generator, settle_preset, template_name
 from selfinstruct.stages.classify import Classifier
 from selfinstruct.stages.generate import Generator
 from selfinstruct.stages.instances import INPUT_FIRST, OUTPUT_FIRST, InstanceWriter
@@ -43,9 +44,10 @@ def generator(
 ) -> Generator:
     """Stage 1's worker; the seeds come from --seeds or the pool, and are stored in it."""
     seeds = pool_seeds(job.pool, job.seeds)
+    settings = settle_preset(job.pool, job.generate)
     store_seeds(job.pool, seeds)
-    template = load_template(f"generate_{llm.settings.api}", job.prompts)
-    return Generator(job.pool, seeds, llm, job.generate, template, job.seed, machine=machine)
+    template = load_template(template_name(settings, llm.settings.api), job.prompts)
+    return make_generator(job.pool, seeds, llm, settings, template, job.seed, machine)
 
 
 def workers(job: StagesJob, llms: Mapping[str, LLM]) -> tuple[Classifier, InstanceWriter]:

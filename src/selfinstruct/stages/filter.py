@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import FilterSettings
+from selfinstruct.method.alpaca import ALPACA_BLACKLIST
 from selfinstruct.method.filters import BLACKLIST, InstructionFilter
 from selfinstruct.method.parsing import chat_residue
 from selfinstruct.method.similarity import dedup
@@ -29,6 +30,8 @@ from selfinstruct.models import (
     SeedTask,
     normalize,
 )
+from selfinstruct.stages.alpaca import ALPACA, pool_preset
+from selfinstruct.stages.distill import Answers
 from selfinstruct.store.pool import Pool, atomic_jsonl, bulk_load
 
 REFUSAL = re.compile(
@@ -47,6 +50,7 @@ class FilterReport:
     dropped: Counter[str] = field(default_factory=Counter)
     out: Path = Path()
     rejects: Path = Path()
+    teacher: str | None = None  # --outputs distilled: whose answers the dataset holds
 
 
 @dataclass
@@ -55,6 +59,8 @@ class FilterJob:
     settings: FilterSettings
     out: Path | None = None
     include_seeds: bool = False
+    outputs: str = "original"  # or "distilled": the teacher's answers (stages/distill.py)
+    teacher: str | None = None  # whose answers; None: the last teacher asked
 
 
 Write = Callable[[dict[str, Any]], None]
@@ -97,8 +103,10 @@ class InstanceRules:
 
 
 class Filter:
-    def __init__(self, pool: Pool, settings: FilterSettings) -> None:
-        self.pool, self.settings = pool, settings
+    def __init__(
+        self, pool: Pool, settings: FilterSettings, answers: Answers | None = None
+    ) -> None:
+        self.pool, self.settings, self.answers = pool, settings, answers
         self.check = InstructionFilter(
             settings.blacklist if settings.blacklist is not None else BLACKLIST
         )
@@ -132,6 +140,8 @@ class Filter:
         """The method's order: validity rules, then conflicting outputs among the valid ones,
         then exact duplicates, then a seeded sample of at most max_instances."""
         drop = partial(self.drop, rid=rec.id, instruction=rec.instruction)
+        if self.answers is not None:  # the teacher's outputs, then the same rules
+            got = self.answers.swap(got, drop)
         if got.truncated is not None:
             drop("truncated", inst=got.truncated)
         if not got.instances:
@@ -229,8 +239,10 @@ def write_dataset(job: FilterJob) -> FilterReport:
         seeds = list(pool.read(pool.seeds, SeedTask))
         flags = {c.id: c for c in pool.read(pool.classifications, Classification)}
         sets = {s.id: s for s in pool.read(pool.instances, InstanceSet)}
-    work = Filter(pool, job.settings)
+    answers = Answers(pool, job.teacher) if job.outputs == "distilled" else None
+    work = Filter(pool, preset_filter(pool, job.settings), answers)
     report = work.report
+    report.teacher = answers.teacher if answers else None
     report.out = job.out or pool.dataset
     report.rejects = pool.filter_rejects
     with atomic_jsonl(report.out) as write, atomic_jsonl(report.rejects) as reject:
@@ -240,13 +252,20 @@ def write_dataset(job: FilterJob) -> FilterReport:
         for rec in work.novel(seeds):
             flag = flags.get(rec.id)
             drop = partial(work.drop, rid=rec.id, instruction=rec.instruction)
-            if flag is None or flag.is_classification is None:
-                drop("not_classified")
+            if flag is None or (flag.is_classification is None and flag.preset is None):
+                drop("not_classified")  # a preset's "not asked" (None) is no failed answer
             elif rec.id not in sets:
                 drop("no_instances", detail="stage 3 has not written its instances yet")
             else:
                 work.task(rec, sets[rec.id], write)
     return report
+
+
+def preset_filter(pool: Pool, settings: FilterSettings) -> FilterSettings:
+    """The settings for the pool's preset: alpaca's longer blacklist unless one is set."""
+    if settings.blacklist is None and pool_preset(pool) == ALPACA:
+        return settings.model_copy(update={"blacklist": list(ALPACA_BLACKLIST)})
+    return settings
 
 
 def write_seeds(seeds: list[SeedTask], write: Write) -> int:

@@ -67,6 +67,8 @@ class GenerateReport:
 class Generator:
     """Owns the in-memory view of the pool; novelty is decided here, one candidate at a time."""
 
+    whole_tasks = False  # True: an accepted record comes with its instance (the alpaca preset)
+
     def __init__(
         self,
         pool: Pool,
@@ -121,10 +123,7 @@ class Generator:
 
     def apply(self, req: Request, completion: Completion, report: GenerateReport) -> None:
         """Parse a response and decide on each candidate; mark the response used."""
-        first = int(req.meta["first"])
-        last = int(req.meta.get("last", first + self.settings.new_per_request - 1))
-        text = continuation(completion.text, first, self.llm.settings.api)
-        items = parse_numbered(text, first, last, truncated=completion.finish_reason == "length")
+        items = self.parse(req, completion)
         report.replies += 1
         report.parsed += bool(items)
         report.cut += completion.finish_reason == "length"
@@ -141,6 +140,17 @@ class Generator:
                 f"the last {BARREN_LIMIT} responses gave no new instruction (see the reasons in "
                 f"{self.pool.rejected}); check the model and the prompt template"
             )
+
+    def parse(self, req: Request, completion: Completion) -> list[str]:
+        """The candidate instructions of a reply, in order."""
+        first = int(req.meta["first"])
+        last = int(req.meta.get("last", first + self.settings.new_per_request - 1))
+        text = continuation(completion.text, first, self.llm.settings.api)
+        return parse_numbered(text, first, last, truncated=completion.finish_reason == "length")
+
+    def keep(self, record: MachineInstruction, i: int) -> None:
+        """Write an accepted instruction (the `i`-th candidate of its reply)."""
+        self.accepted_out.append(record)
 
     def consider(
         self, text: str, key: str, round_no: int, i: int, report: GenerateReport, screen: Screen
@@ -173,7 +183,7 @@ class Generator:
             request=key,
             round=round_no,
         )
-        self.accepted_out.append(record)
+        self.keep(record, i)
         report.accepted += 1
         self.on_accept(record)
 
@@ -287,9 +297,12 @@ class GenerateJob:
 
 def generate(job: GenerateJob) -> GenerateReport:
     """Run stage 1 until the machine pool holds `job.target` instructions (or a cap stops it)."""
-    template = load_template(f"generate_{job.llm.api}", job.prompts)
+    from selfinstruct.stages.alpaca import make_generator, settle_preset, template_name
+
     pool = job.pool
     with pool.writing():
+        stage = settle_preset(pool, job.stage)
+        template = load_template(template_name(stage, job.llm.api), job.prompts)
         seeds = pool_seeds(pool, job.seeds)
         with bulk_load():
             machine = list(pool.read(pool.instructions, MachineInstruction))
@@ -299,10 +312,10 @@ def generate(job: GenerateJob) -> GenerateReport:
         with llm_session(pool, job.llm, STAGE) as llm:
             store_seeds(pool, seeds)
             with bulk_load():
-                gen = Generator(pool, seeds, llm, job.stage, template, job.seed, machine=machine)
+                gen = make_generator(pool, seeds, llm, stage, template, job.seed, machine)
             entry = {
-                "generate": job.stage.model_dump(mode="json"),
-                "sampling": job.stage.sampling(job.llm.api),
+                "generate": stage.model_dump(mode="json"),
+                "sampling": stage.sampling(job.llm.api),
                 "seed": job.seed,
                 "target": job.target,
                 "prompts": {template.name: template.sha256},

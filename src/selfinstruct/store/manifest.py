@@ -92,3 +92,11 @@ def record_local(pool: Pool, info: dict[str, Any]) -> None:
     data = load(pool)
     data["local"] = info
     write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def record_preset(pool: Pool, preset: str) -> None:
+    """The pool's recipe (`--preset`); every preset it ever ran is kept in `presets`."""
+    data = load(pool)
+    data["preset"] = preset
+    data["presets"] = sorted({*data.get("presets", []), preset})
+    write_atomic(pool.manifest, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -364,6 +364,7 @@ class Pool:
         self.manifest = root / "run.json"
         self.dataset = root / "dataset.jsonl"
         self.filter_rejects = root / "filter_rejects.jsonl"
+        self.distilled = root / "distilled.jsonl"  # a teacher's answers (`distill`)
         self.lock = PoolLock(root / ".lock")
 
     def work(self) -> Work:
