@@ -62,4 +62,5 @@ def distill_batch(job: BatchJob, settings: DistillSettings) -> BatchReport:
     def make(job: BatchJob, cache: RequestCache, failures: JsonlAppender) -> Batches:
         return DistillBatches(job, cache, failures, settings)
 
-    return session(job, Batches.collect, Batches.apply, Batches.submit, make=make)
+    steps = (lambda b: b.collect(), lambda b: b.apply(), lambda b: b.submit())  # overridden
+    return session(job, *steps, make=make)
