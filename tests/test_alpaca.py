@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selfinstruct.method.alpaca import Task, parse_tasks
 from selfinstruct.method.parsing import chat_residue
@@ -273,3 +275,24 @@ def test_alpaca_in_batch_mode(make_server: MakeServer) -> None:
     files = list(Path("data/batch_files").iterdir())
     assert files and all(p.name.startswith("selfinstruct-generate-") for p in files)
     assert re.search(r'"preset": "alpaca"', Path("data/run.json").read_text())
+
+
+def test_numbered_lines_inside_an_output_stay_in_it() -> None:
+    text = (
+        "4. Instruction: Put these steps in order.\n4. Input:\n- Rinse.\n- Soap.\n4. Output:\n"
+        "1. Soap.\n2. Rinse.\n###\n5. Instruction: Write the number 20 in words.\n5. Input:\n"
+        "<noinput>\n5. Output:\nTwenty."
+    )
+    tasks = parse_tasks(text, 4, 19, truncated=False)
+    assert fields(tasks) == [
+        ("Put these steps in order.", "- Rinse.\n- Soap.", "1. Soap.\n2. Rinse."),
+        ("Write the number 20 in words.", "", "Twenty."),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=2**31))
+def test_every_chat_wrapping_parses_back_to_the_meant_tasks(seed: int) -> None:
+    model = ChattyAlpaca(seed)
+    reply = model.reply(4)
+    assert fields(parse_tasks(reply, 4, 19, truncated=False)) == model.meant
