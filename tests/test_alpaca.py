@@ -103,7 +103,8 @@ def test_run_alpaca_writes_whole_tasks_that_filter_stats_and_export_read(
 ) -> None:
     server = make_server()
     result = ok(server, "run", "--seeds", "seeds.jsonl", "-n", "30", "--preset", "alpaca")
-    assert "dataset" in result.stdout
+    assert re.search(r"tasks +written whole by stage 1 \(--preset alpaca", result.stdout)
+    assert "classified" not in result.stdout
     bodies = server.bodies()
     assert bodies and bodies == alpaca_bodies(server)  # no classify or instances request
     body = bodies[0]
@@ -129,6 +130,8 @@ def test_run_alpaca_writes_whole_tasks_that_filter_stats_and_export_read(
     assert all(s["instances"][0]["input"] != "<noinput>" for s in sets.values())
     status = ok(None, "status", "--json")
     assert json.loads(status.stdout)["classify"]["not_asked"] == 30
+    shown = ok(None, "status").stdout
+    assert "30 not asked (alpaca)" in shown and "n/a" not in shown  # stages 2-3 paid nothing
     ok(None, "filter")
     assert lines("data/dataset.jsonl") == rows  # the same bytes again
     ok(None, "export", "--format", "alpaca", "--out", "alpaca.json")

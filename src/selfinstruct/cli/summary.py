@@ -67,6 +67,8 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
         ),
         ("instances", f"{n.get('instances', 0)} for {tasks} instructions"),
     ]
+    if report.preset == "alpaca":  # each task came whole from stage 1
+        rows[1:] = [("tasks", "written whole by stage 1 (--preset alpaca: no stages 2 and 3)")]
     if parked := n.get("in_open_batches", 0):
         rows.append(parked_row(parked))
     if report.filter is not None:
@@ -153,8 +155,9 @@ def spent(usage: dict[str, dict[str, Any]], stage: str | None = None) -> str:
     if not totals:
         return ""
     tokens = sum(t.get("prompt_tokens", 0) + t.get("completion_tokens", 0) for t in totals)
-    known = [float(t["cost"]) for t in totals if t.get("cost") is not None]
-    cost = f"${sum(known):.4f}" if len(known) == len(totals) else "cost n/a (unknown prices)"
+    paid = [t for t in totals if "cost" in t]  # a stage that never paid has no cost
+    known = [float(t["cost"]) for t in paid if t["cost"] is not None]
+    cost = f"${sum(known):.4f}" if len(known) == len(paid) else "cost n/a (unknown prices)"
     return f"{tokens} tokens, {cost}"
 
 

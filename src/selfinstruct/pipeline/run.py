@@ -75,6 +75,7 @@ class RunReport:
     interrupted: Interrupted | None = None  # by a signal: the CLI shows what was done, then exits
     spent: dict[str, dict[str, Any]] = field(default_factory=dict)  # the pool's, all runs
     warnings: list[str] = field(default_factory=list)  # stages.yields: a yield looks wrong
+    preset: str | None = None  # the recipe this run followed (stages/alpaca.py)
 
 
 def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -> int:
@@ -205,6 +206,7 @@ def run_pipeline(job: RunJob) -> RunReport:
         target = resolve_target(pool, job.target, job.add, have)
         manifest.record_run(pool, {"target": target})
         report = RunReport(target=target, generate=GenerateReport(target, have))
+        report.preset = job.generate.preset
         idle = not (work.unclassified or work.without_instances)
         if have >= target and idle and dataset_current(pool):
             report.nothing_to_do = True  # decided before loading the index or any client
