@@ -221,3 +221,17 @@ def test_distill_in_batch_mode(make_server: MakeServer) -> None:
     assert ok(server, "distill", "--batch", "--model", "teacher-a").stdout.startswith(
         "Nothing to do"
     )
+
+
+def test_run_batch_collects_an_open_distill_batch(make_server: MakeServer) -> None:
+    server = make_server()
+    ok(server, "run", "--seeds", "seeds.jsonl", "-n", "6", "--preset", "alpaca", "--quiet")
+    ok(server, "distill", "--batch", "--model", "teacher-a")
+    assert server.finish_batches()
+    ok(server, "run", "--batch", "--model", "teacher-a", "-n", "6")  # cron's line collects it
+    sent = len(server.requests)
+    result = ok(server, "distill", "--model", "teacher-a", "--no-progress")
+    assert "6 from cache" in result.stdout and len(server.requests) == sent
+    assert len(lines("data/distilled.jsonl")) == 6
+    spent = json.loads(Path("data/run.json").read_text())["stages"]["distill"]["totals"]
+    assert spent["batched"] == spent["requests"] == 6

@@ -196,13 +196,17 @@ class Batches:
             tokens = (completion.prompt_tokens, completion.completion_tokens)
             spent = cost(self.prices, *tokens, batch=True)
             self.cache.put(req.custom_id, req.stage, request, completion, spent, batched=True)
-            self.report.usage[req.stage].add(completion, self.prices, batch=True)
+            self.usage(req.stage).add(completion, self.prices, batch=True)
+
+    def usage(self, stage: str) -> Usage:
+        """A stage's spend; a batch of another command's stage (`distill --batch`) too."""
+        return self.report.usage.setdefault(stage, Usage())
 
     def fail(self, req: BatchRequest, error: str) -> None:
-        self.report.usage[req.stage].failed += 1
+        self.usage(req.stage).failed += 1
         if req.custom_id not in self.failed:
             self.failed.add(req.custom_id)
-            message = self.llms[req.stage].redact(error)
+            message = self.llms["generate"].redact(error)  # one key for every stage
             record = Failure(
                 stage=req.stage, request=req.custom_id, error=message, attempts=1, time=time.time()
             )
