@@ -100,7 +100,13 @@ def test_another_teacher_or_system_prompt_is_another_set(make_server: MakeServer
     ok(None, "filter", "--outputs", "distilled")  # the last teacher asked
     assert all(r["output"].startswith("[teacher-b]") for r in lines("data/dataset.jsonl"))
     ok(None, "filter", "--outputs", "distilled", "--teacher", "teacher-a")
-    assert all(r["output"].startswith("[teacher-a]") for r in lines("data/dataset.jsonl"))
+    rows = lines("data/dataset.jsonl")
+    assert rows and all(r["output"].startswith("[teacher-a]") for r in rows)
+    assert {r["is_classification"] for r in rows} <= {True, False}  # the paper's recipe
+    ok(None, "export", "--format", "alpaca", "--out", "a.json")
+    assert [r["output"] for r in json.loads(Path("a.json").read_text())] == [
+        r["output"] for r in rows
+    ]
     bad = cli(None, "filter", "--outputs", "distilled", "--teacher", "gpt-5")
     assert bad.exit_code == 2
     assert bad.stderr == (
@@ -235,3 +241,20 @@ def test_run_batch_collects_an_open_distill_batch(make_server: MakeServer) -> No
     assert len(lines("data/distilled.jsonl")) == 6
     spent = json.loads(Path("data/run.json").read_text())["stages"]["distill"]["totals"]
     assert spent["batched"] == spent["requests"] == 6
+
+
+def test_distill_only_the_dataset(make_server: MakeServer) -> None:
+    server = make_server()
+    ok(server, "run", "--seeds", "seeds.jsonl", "-n", "5", "--quiet")
+    rows = lines("data/dataset.jsonl")[:3]  # as if stage 4 had kept only these
+    Path("data/dataset.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert len(rows) < len(questions())
+    ok(server, "distill", "--dataset", "--model", "teacher-a", "--no-progress")
+    answered = {(r["instruction"], r["input"]) for r in lines("data/distilled.jsonl")}
+    assert answered == {(r["instruction"], r["input"]) for r in rows}
+    Path("data/dataset.jsonl").unlink()
+    result = cli(server, "distill", "--dataset", "--model", "teacher-a")
+    assert result.exit_code == 2 and result.stderr == (
+        "Error: data/dataset.jsonl does not exist yet: run `selfinstruct filter`, "
+        "or drop --dataset\n"
+    )

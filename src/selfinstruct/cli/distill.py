@@ -39,13 +39,21 @@ def distill_cmd(
     temperature: Annotated[
         float | None, typer.Option(min=0, help="Sampling temperature.", show_default="the server's")
     ] = None,
+    dataset: Annotated[
+        bool,
+        typer.Option(
+            "--dataset",
+            help="Only POOL/dataset.jsonl's rows (what stage 4 kept).",
+            show_default="off",
+        ),
+    ] = False,
     progress: ProgressOpt = True,
     batch: BatchOpt = False,
 ) -> None:
     """Answer every instance with a teacher (--model): `filter --outputs distilled` uses them."""
     from selfinstruct import DistillSettings
 
-    settings = DistillSettings(system=system, max_tokens=max_tokens, temperature=temperature)
+    settings = DistillSettings(system, max_tokens, temperature, dataset_only=dataset)
     if src is not None:
         return distill_a_file(src, out, llm, settings, progress, batch)
     from selfinstruct.cli.base import open_pool

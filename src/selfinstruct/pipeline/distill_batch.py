@@ -31,7 +31,7 @@ class DistillBatches(Batches):
         self.llms[STAGE] = LLM(job.llm, cache, failures, STAGE, connect=False)
         self.report.usage[STAGE] = Usage()
         self.distiller = Distiller(self.llms[STAGE], self.settings, self.pool)
-        self.questions = read_questions(self.pool)
+        self.questions = read_questions(self.pool, settings.dataset_only)
 
     def apply(self) -> None:
         for q in self.distiller.missing(self.pool, self.questions):

@@ -19,7 +19,7 @@ from selfinstruct.llm.client import LLM, Request
 from selfinstruct.models import Distilled, Instance, InstanceSet, distill_id, teacher_name
 from selfinstruct.stages.base import StageJob, StageReport, llm_session, run_worker
 from selfinstruct.store.cache import Completion
-from selfinstruct.store.pool import JsonlAppender, Pool, bulk_load
+from selfinstruct.store.pool import JsonlAppender, Pool, bulk_load, iter_jsonl
 
 STAGE = "distill"
 
@@ -36,6 +36,7 @@ class DistillSettings:
     system: str | None = None
     max_tokens: int = 2048
     temperature: float | None = None  # None: the server's default
+    dataset_only: bool = False  # a pool's questions: only the rows of POOL/dataset.jsonl
 
 
 def user_turn(instruction: str, given: str) -> str:
@@ -106,8 +107,16 @@ class Distiller:
         return list(todo.values())
 
 
-def pool_questions(pool: Pool) -> list[Question]:
-    """Every instance of the pool's instance sets (the latest set of each instruction)."""
+def pool_questions(pool: Pool, dataset_only: bool = False) -> list[Question]:
+    """Every instance of the pool's instance sets (the latest set of each instruction), or
+    only the dataset's rows (what stage 4 kept: fewer to pay for)."""
+    if dataset_only:
+        if not pool.dataset.exists():
+            raise ConfigError(
+                f"{pool.dataset} does not exist yet: run `selfinstruct filter`, or drop --dataset"
+            )
+        rows = (row for _, row in iter_jsonl(pool.dataset))
+        return [Question(r["instruction"], r.get("input") or "", r.get("output")) for r in rows]
     with bulk_load():
         sets = {s.id: s for s in pool.read(pool.instances, InstanceSet)}
     return [
@@ -129,7 +138,9 @@ def distill(job: DistillJob, settings: DistillSettings) -> StageReport:
     check_api(job.llm)
     pool = job.pool
     with pool.writing():
-        questions = job.questions if job.questions is not None else pool_questions(pool)
+        questions = job.questions
+        if questions is None:
+            questions = pool_questions(pool, settings.dataset_only)
         with llm_session(pool, job.llm, STAGE) as llm:
             worker = Distiller(llm, settings, pool)
             pending = worker.missing(pool, questions)
