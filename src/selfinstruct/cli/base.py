@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from selfinstruct.cli.summary import Log
+from selfinstruct.cli.summary import Log, table
 from selfinstruct.config import (
     ClassifySettings,
     FileConfig,
@@ -226,3 +226,11 @@ def finish(
 ) -> None:
     """The summary table on stdout, then the exit for how the stage ended (Log.finish)."""
     Log(None, quiet=False).finish(stage, rows, stopped, incomplete, interrupted)
+
+
+def finish_output(stage: str, rows: list[tuple[str, str]], out: Path) -> None:
+    """The summary of a command that writes `out`: on stderr when `out` is stdout (`-`)."""
+    if str(out) == "-":
+        typer.echo(f"{stage}: done\n" + table(rows), err=True)
+    else:
+        finish(stage, rows, None)

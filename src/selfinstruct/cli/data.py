@@ -13,6 +13,7 @@ from selfinstruct.cli.base import (
     IncludeSeedsOpt,
     PoolOpt,
     finish,
+    finish_output,
     handle_errors,
     open_pool,
 )
@@ -37,7 +38,12 @@ def export_cmd(
     fmt: Annotated[
         str, typer.Option("--format", help="alpaca, openai, sharegpt or prompt-completion.")
     ],
-    out: Annotated[Path, typer.Option(help="Output file (one per split with --split).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file (one per split with --split; .parquet: Parquet; - is stdout)."
+        ),
+    ],
     pool: PoolOpt = Path("data"),
     include_seeds: IncludeSeedsOpt = False,
     shuffle: Annotated[
@@ -57,6 +63,9 @@ def export_cmd(
             help="Vary the prompt wording per record (prompt-completion).", show_default=OFF
         ),
     ] = False,
+    parquet: Annotated[
+        bool, typer.Option(help="Write Parquet whatever --out's suffix.", show_default=OFF)
+    ] = False,
 ) -> None:
     """Write the final dataset in a fine-tuning format."""
     from selfinstruct.outputs.export import ExportJob, export
@@ -71,12 +80,13 @@ def export_cmd(
         split=split,
         system=system,
         varied_templates=varied_templates,
+        parquet=parquet,
     )
     report = export(job)
     source = f"{report.from_dataset} from the dataset + {report.from_seeds} seed instances"
     rows = [("records", f"{report.from_dataset + report.from_seeds} ({source})"), ("format", fmt)]
     rows += [(name or "written", f"{n} -> {path}") for name, n, path in report.files]
-    finish("export", rows, None)
+    finish_output("export", rows, out)
 
 
 @handle_errors

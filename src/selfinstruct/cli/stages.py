@@ -24,6 +24,7 @@ from selfinstruct.cli.base import (
     SeedsOpt,
     TargetOpt,
     finish,
+    finish_output,
     handle_errors,
     llm_command,
     model_stages,
@@ -196,10 +197,22 @@ def filter_cmd(
 @handle_errors
 def dedup_cmd(
     src: Annotated[
-        Path, typer.Argument(help="JSONL file or JSON list of records.", show_default=False)
+        Path,
+        typer.Argument(
+            help="JSONL file or JSON list of records; - reads stdin.", show_default=False
+        ),
     ],
-    out: Annotated[Path, typer.Option(help="Kept records (a .json name writes a JSON list).")],
-    field: Annotated[str, typer.Option(help="The text field to compare.")] = "instruction",
+    out: Annotated[
+        Path, typer.Option(help="Kept records (a .json name writes a JSON list; - is stdout).")
+    ],
+    field: Annotated[
+        str | None,
+        typer.Option(
+            help="The text to compare: a key, or LIST.ROLE for a chat's first turn of that role "
+            "(messages.user, conversations.human).",
+            show_default="detected: instruction, messages.user, conversations.user or prompt",
+        ),
+    ] = None,
     threshold: Annotated[
         float, typer.Option(min=0, max=1, help="Drop above this ROUGE-L F.")
     ] = 0.7,
@@ -215,12 +228,12 @@ def dedup_cmd(
 
     report = dedup_file(src, out, field, threshold, rejected, against)
     rows = [
-        ("records", str(report.total)),
+        ("records", f"{report.total} (compared: {report.field})"),
         ("kept", f"{report.kept} -> {out}"),
         ("dropped", str(report.total - report.kept) + (f" -> {rejected}" if rejected else "")),
         ("elapsed", f"{report.elapsed:.2f}s"),
     ]
-    finish("dedup", rows, None)
+    finish_output("dedup", rows, out)
 
 
 def show_dry_run(job: GenerateJob) -> None:

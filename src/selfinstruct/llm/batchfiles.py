@@ -8,6 +8,7 @@ be uploaded again byte for byte and its results put in the cache under the onlin
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -25,9 +26,9 @@ from selfinstruct.store.pool import (
     Pool,
     atomic_jsonl,
     open_batches,
-    parse_line,
     validate,
 )
+from selfinstruct.store.userfiles import read_jsonl
 
 # The OpenAI Batch API's limits per input file (module constants so tests can lower them).
 MAX_REQUESTS = 50_000
@@ -81,15 +82,14 @@ class Result:
 def read_results(data: bytes, source: str) -> Iterator[Result]:
     """The results of an output, error or imported file; a bad line names file and line."""
     path = Path(source)
-    for lineno, raw in enumerate(data.splitlines(), start=1):
-        if raw.strip():
-            line = validate(ResultLine, parse_line(raw, path, lineno), path, lineno)
-            if line.response is None and line.error is None:
-                raise InputError(
-                    f"{source} line {lineno}: neither 'response' nor 'error' - a requests file? "
-                    "Import the results the engine wrote (vllm run-batch -o FILE)"
-                )
-            yield result(line)
+    for lineno, obj in read_jsonl(io.BytesIO(data), source):
+        line = validate(ResultLine, obj, path, lineno)
+        if line.response is None and line.error is None:
+            raise InputError(
+                f"{source} line {lineno}: neither 'response' nor 'error' - a requests file? "
+                "Import the results the engine wrote (vllm run-batch -o FILE)"
+            )
+        yield result(line)
 
 
 def result(line: ResultLine) -> Result:

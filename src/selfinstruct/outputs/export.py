@@ -8,7 +8,6 @@ an input, the instruction alone. Prompt-completion pairs use TEMPLATES[0], or wi
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable
@@ -19,7 +18,8 @@ from typing import Any, NamedTuple
 from selfinstruct.errors import ConfigError
 from selfinstruct.models import SeedTask
 from selfinstruct.outputs.stats import dataset_path, read_dataset
-from selfinstruct.store.pool import Pool, atomic_jsonl, write_atomic
+from selfinstruct.store.pool import Pool
+from selfinstruct.store.userfiles import is_std, write_json_list, write_jsonl
 
 FORMATS = ("alpaca", "openai", "sharegpt", "prompt-completion")
 _SPLIT = re.compile(r"^([A-Za-z0-9_-]+)=([0-9]*\.?[0-9]+)$")
@@ -72,6 +72,11 @@ class ExportJob:
     split: str | None = None
     system: str | None = None
     varied_templates: bool = False
+    parquet: bool = False  # also when `out` ends in .parquet
+
+    @property
+    def as_parquet(self) -> bool:
+        return self.parquet or self.out.suffix == ".parquet"
 
 
 @dataclass
@@ -127,6 +132,8 @@ def check_options(job: ExportJob) -> list[tuple[str, float]]:
         raise ConfigError("--system applies only to --format openai")
     if job.varied_templates and job.format != "prompt-completion":
         raise ConfigError("--varied-templates applies only to --format prompt-completion")
+    if job.split and is_std(job.out):
+        raise ConfigError("--split writes one file per split; give --out a file name, not -")
     return parse_split(job.split) if job.split else []
 
 
@@ -179,36 +186,53 @@ def load_examples(job: ExportJob, report: ExportReport) -> list[Example]:
     return seeds + rows
 
 
-def write_file(path: Path, records: list[dict[str, Any]], as_list: bool, pool: Pool) -> None:
-    if path.resolve() == dataset_path(pool).resolve():
-        raise ConfigError(f"--out {path} would overwrite the dataset; choose another file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if as_list:
-        write_atomic(path, json.dumps(records, ensure_ascii=False, indent=2) + "\n")
-        return
-    with atomic_jsonl(path) as write:
-        for record in records:
-            write(record)
+def write_file(path: Path, records: list[dict[str, Any]], job: ExportJob) -> None:
+    """One export file: Parquet, a JSON list (alpaca) or JSONL; `-` is standard output."""
+    if not is_std(path):
+        if path.resolve() == dataset_path(job.pool).resolve():
+            raise ConfigError(f"--out {path} would overwrite the dataset; choose another file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if job.as_parquet:
+        from selfinstruct.outputs.parquet import write_parquet
+
+        write_parquet(path, records, job.format)
+    elif job.format == "alpaca":
+        write_json_list(path, records)
+    else:
+        write_jsonl(path, records)
+
+
+def build_records(job: ExportJob, report: ExportReport) -> list[dict[str, Any]]:
+    """The records of the export, in the job's format and order (shuffled with --shuffle)."""
+    examples = load_examples(job, report)
+    if job.shuffle:
+        random.Random(job.seed).shuffle(examples)
+    return [WRITERS[job.format](ex, job) for ex in examples]
 
 
 def export(job: ExportJob) -> ExportReport:
     """Write the pool's dataset (and seeds) in one format, to one file or one per split."""
     splits = check_options(job)
     report = ExportReport()
-    examples = load_examples(job, report)
-    if job.shuffle:
-        random.Random(job.seed).shuffle(examples)
-    records = [WRITERS[job.format](ex, job) for ex in examples]
+    records = build_records(job, report)
     if not splits:
-        write_file(job.out, records, job.format == "alpaca", job.pool)
+        write_file(job.out, records, job)
         report.files.append(("", len(records), job.out))
         return report
-    start = 0
-    for (name, _), size in zip(
-        splits, split_sizes(len(records), [f for _, f in splits]), strict=True
-    ):
+    for name, part in split_records(records, splits):
         path = job.out.with_name(f"{job.out.stem}.{name}{job.out.suffix}")
-        write_file(path, records[start : start + size], job.format == "alpaca", job.pool)
-        report.files.append((name, size, path))
-        start += size
+        write_file(path, part, job)
+        report.files.append((name, len(part), path))
     return report
+
+
+def split_records(
+    records: list[dict[str, Any]], splits: list[tuple[str, float]]
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The records cut in order into the named splits (sizes from `split_sizes`)."""
+    parts, start = [], 0
+    sizes = split_sizes(len(records), [f for _, f in splits])
+    for (name, _), size in zip(splits, sizes, strict=True):
+        parts.append((name, records[start : start + size]))
+        start += size
+    return parts

@@ -11,7 +11,7 @@ from pathlib import Path
 from selfinstruct.errors import InputError
 from selfinstruct.llm.batchfiles import input_line, read_results
 from selfinstruct.pipeline.batch import Batches, BatchJob, BatchReport, session
-from selfinstruct.store.pool import atomic_jsonl
+from selfinstruct.store.userfiles import write_jsonl
 
 
 def export(job: BatchJob, out: Path) -> BatchReport:
@@ -19,10 +19,8 @@ def export(job: BatchJob, out: Path) -> BatchReport:
 
     def write(batches: Batches) -> None:
         events = batches.write_next("exported")
-        with atomic_jsonl(out) as line:
-            for event in events:
-                for req in batches.ledger.requests(event.file):
-                    line(input_line(req))
+        lines = (input_line(r) for e in events for r in batches.ledger.requests(e.file))
+        write_jsonl(out, lines)
         batches.report.exported = events
 
     return session(job, Batches.apply, write)

@@ -451,9 +451,11 @@ def load_seeds(path: Path) -> list[SeedTask]:
         raise InputError(f"{path}: is a directory, not a seed file; pass a JSONL file to --seeds")
     if not path.is_file():
         raise InputError(f"{path}: seed file not found")
+    from selfinstruct.store.userfiles import jsonl_file  # it builds on this module
+
     seeds: list[SeedTask] = []
     ids: dict[str, int] = {}
-    for lineno, obj in iter_jsonl(path):
+    for lineno, obj in jsonl_file(path, "seed file"):
         model: type[SeedTask] | type[AlpacaSeed] = SeedTask if "instances" in obj else AlpacaSeed
         parsed = validate(model, obj, path, lineno)
         seed = parsed.to_seed() if isinstance(parsed, AlpacaSeed) else parsed
