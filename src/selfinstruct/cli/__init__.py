@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli import batch, data, distill, stages
+from selfinstruct.cli import batch, data, distill, hub, stages
 from selfinstruct.cli.base import OFF, app
 
 __all__ = ["app", "main"]
@@ -64,6 +64,7 @@ app.command("version")(stages.version_cmd)
 app.add_typer(batch.batch_app, name="batch")
 app.command("stats")(data.stats_cmd)
 app.command("export")(data.export_cmd)
+app.command("push")(hub.push_cmd)
 app.command("report")(data.report_cmd)
 
 

@@ -17,6 +17,8 @@ from selfinstruct.cli.base import (
     handle_errors,
     open_pool,
 )
+from selfinstruct.cli.hub import PrivateOpt, push_export
+from selfinstruct.errors import ConfigError
 
 
 @handle_errors
@@ -39,11 +41,12 @@ def export_cmd(
         str, typer.Option("--format", help="alpaca, openai, sharegpt or prompt-completion.")
     ],
     out: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            help="Output file (one per split with --split; .parquet: Parquet; - is stdout)."
+            help="Output file (one per split with --split; .parquet: Parquet; - is stdout).",
+            show_default=NONE,
         ),
-    ],
+    ] = None,
     pool: PoolOpt = Path("data"),
     include_seeds: IncludeSeedsOpt = False,
     shuffle: Annotated[
@@ -66,14 +69,21 @@ def export_cmd(
     parquet: Annotated[
         bool, typer.Option(help="Write Parquet whatever --out's suffix.", show_default=OFF)
     ] = False,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(help="Also upload to this Hub dataset repo (see push).", show_default=NONE),
+    ] = None,
+    private: PrivateOpt = False,
 ) -> None:
     """Write the final dataset in a fine-tuning format."""
     from selfinstruct.outputs.export import ExportJob, export
 
+    if out is None and push_to_hub is None:
+        raise ConfigError("give --out FILE (or - for stdout), --push-to-hub REPO_ID, or both")
     job = ExportJob(
         open_pool(pool),
         fmt,
-        out,
+        Path(".") if out is None else out,
         include_seeds=include_seeds,
         shuffle=shuffle,
         seed=seed,
@@ -82,11 +92,15 @@ def export_cmd(
         varied_templates=varied_templates,
         parquet=parquet,
     )
+    if out is None:
+        return push_export(job, str(push_to_hub), private, "other", "en")
     report = export(job)
     source = f"{report.from_dataset} from the dataset + {report.from_seeds} seed instances"
     rows = [("records", f"{report.from_dataset + report.from_seeds} ({source})"), ("format", fmt)]
     rows += [(name or "written", f"{n} -> {path}") for name, n, path in report.files]
     finish_output("export", rows, out)
+    if push_to_hub is not None:
+        push_export(job, push_to_hub, private, "other", "en")
 
 
 @handle_errors

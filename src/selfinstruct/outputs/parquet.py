@@ -51,3 +51,13 @@ def write_parquet(path: Path, records: list[dict[str, Any]], fmt: str) -> None:
     table = pa.Table.from_pylist(records, schema=schema(fmt))
     with output(path) as fp:
         pa.parquet.write_table(table, fp, compression="zstd")
+
+
+def parquet_bytes(records: list[dict[str, Any]], fmt: str) -> bytes:
+    """The same file in memory (for an upload)."""
+    pa = arrow()
+    sink = pa.BufferOutputStream()
+    pa.parquet.write_table(
+        pa.Table.from_pylist(records, schema=schema(fmt)), sink, compression="zstd"
+    )
+    return bytes(sink.getvalue().to_pybytes())
