@@ -135,7 +135,24 @@ def how_made(pool: Pool, info: CardInfo) -> str:
     models = model_rows(run)
     if len(models) > 1:
         lines += ["", "Models (the generator, and a judge where one was used):", "", table(models)]
+    settings = settings_lines(run)
+    if settings:
+        lines += ["", "Settings of the last run of each stage:", "", *settings]
     return "\n".join(lines)
+
+
+def settings_lines(run: dict[str, Any]) -> list[str]:
+    """Each stage's own settings and sampling, as run.json records them (a stage run on its
+    own records them; `run` records the model settings only)."""
+    lines = []
+    for stage, entry in sorted(run["stages"].items()):
+        found = {**(entry.get(stage) or {}), **(entry.get("sampling") or {})}
+        if "seed" in entry:
+            found["seed"] = entry["seed"]
+        if found:
+            pairs = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(found.items()))
+            lines.append(f"- `{stage}`: {pairs}")
+    return lines
 
 
 def stats_section(stats: Stats) -> str:
