@@ -22,6 +22,7 @@ import pytest
 
 from tests.fakehub import FakeHub, card_metadata
 from tests.pooldata import MakeServer, invoke, write_seeds
+from tests.test_export import make_pool
 
 TOKEN = "hf_test_write"
 CLI = str(Path(sys.executable).with_name("selfinstruct"))
@@ -40,6 +41,13 @@ def pool(make_server: MakeServer) -> Path:
     write_seeds()
     result = invoke(server, "run", "--seeds", "seeds.jsonl", "-n", "8", "--quiet")
     assert result.exit_code == 0, result.output
+    return Path("data")
+
+
+@pytest.fixture
+def small() -> Path:
+    """A hand-made pool (no run.json): enough for the failure paths."""
+    make_pool()
     return Path("data")
 
 
@@ -151,7 +159,7 @@ def test_a_bare_name_and_export_push_to_hub(hub: FakeHub, pool: Path) -> None:
     assert len(hub.repos["tester/mine"].commits) == 2
 
 
-def test_the_token_of_a_stored_login(hub: FakeHub, pool: Path) -> None:
+def test_the_token_of_a_stored_login(hub: FakeHub, small: Path) -> None:
     Path("hf-home").mkdir()
     Path("hf-home/token").write_text(TOKEN)
     done = cli(hub, "push", "tester/from-login", token=None)
@@ -159,7 +167,7 @@ def test_the_token_of_a_stored_login(hub: FakeHub, pool: Path) -> None:
     assert "tester/from-login" in hub.repos
 
 
-def test_no_token(hub: FakeHub, pool: Path) -> None:
+def test_no_token(hub: FakeHub, small: Path) -> None:
     done = cli(hub, "push", "tester/x", token=None)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (
@@ -170,7 +178,7 @@ def test_no_token(hub: FakeHub, pool: Path) -> None:
 
 
 @pytest.mark.parametrize("repo_id", ["a/b/c", "bad..name", "trailing-", "with space"])
-def test_a_bad_repo_id(hub: FakeHub, pool: Path, repo_id: str) -> None:
+def test_a_bad_repo_id(hub: FakeHub, small: Path, repo_id: str) -> None:
     done = cli(hub, "push", repo_id)
     assert done.returncode == 2
     assert done.stderr == (
@@ -180,12 +188,12 @@ def test_a_bad_repo_id(hub: FakeHub, pool: Path, repo_id: str) -> None:
     assert hub.requests == []
 
 
-def test_a_split_name_the_hub_rejects(hub: FakeHub, pool: Path) -> None:
+def test_a_split_name_the_hub_rejects(hub: FakeHub, small: Path) -> None:
     done = cli(hub, "push", "tester/x", "--split", "train=0.5,dev-set=0.5")
     assert done.returncode == 2 and "'dev-set' is not a split name the Hub accepts" in done.stderr
 
 
-def test_a_hub_that_refuses(hub: FakeHub, pool: Path) -> None:
+def test_a_hub_that_refuses(hub: FakeHub, small: Path) -> None:
     hub.refuse = (403, "You don't have the rights to create a dataset under this namespace")
     done = cli(hub, "push", "tester/x")
     assert done.returncode == 1 and done.stdout == ""
@@ -197,7 +205,7 @@ def test_a_hub_that_refuses(hub: FakeHub, pool: Path) -> None:
     assert TOKEN not in done.stderr
 
 
-def test_another_namespace_and_a_bad_token(hub: FakeHub, pool: Path) -> None:
+def test_another_namespace_and_a_bad_token(hub: FakeHub, small: Path) -> None:
     done = cli(hub, "push", "someone-else/x")
     assert done.returncode == 1
     assert "(HTTP 403): You don't have the rights to create a dataset under someone-else" in (
@@ -211,7 +219,7 @@ def test_another_namespace_and_a_bad_token(hub: FakeHub, pool: Path) -> None:
     assert hub.repos == {}
 
 
-def test_a_hub_that_is_down(pool: Path) -> None:
+def test_a_hub_that_is_down(small: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
@@ -219,3 +227,12 @@ def test_a_hub_that_is_down(pool: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith(f"Error: cannot reach the Hub at http://127.0.0.1:{port}: ")
     assert TOKEN not in done.stderr
+
+
+def test_export_to_stdout_and_the_hub_keeps_stdout_clean(hub: FakeHub, small: Path) -> None:
+    done = cli(hub, "export", "--format", "sharegpt", "--out", "-", "--push-to-hub", "t2")
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == pq.read_table(
+        io.BytesIO(hub.repos["tester/t2"].files["data/train-00000-of-00001.parquet"])
+    ).to_pylist()
+    assert "export: done" in done.stderr and "push: done" in done.stderr

@@ -12,7 +12,7 @@ from selfinstruct.cli.base import (
     OFF,
     IncludeSeedsOpt,
     PoolOpt,
-    finish,
+    finish_output,
     handle_errors,
     open_pool,
 )
@@ -24,7 +24,8 @@ PrivateOpt = Annotated[bool, typer.Option(help="Create the repo private.", show_
 
 
 def push_export(job: ExportJob, repo_id: str, private: bool, license: str, language: str) -> None:
-    """Push an export job's records and print where they went."""
+    """Push an export job's records and print where they went (to stderr when the export
+    itself went to stdout)."""
     from selfinstruct.outputs.hub import PushJob, push
 
     report = push(PushJob(job, repo_id, private=private, license=license, language=language))
@@ -37,7 +38,7 @@ def push_export(job: ExportJob, repo_id: str, private: bool, license: str, langu
     ]
     rows += [(name, f"{n} -> {path}") for name, n, path in report.files]
     rows += [("card", "README.md"), ("url", report.url)]
-    finish("push", rows, None)
+    finish_output("push", rows, job.out)
 
 
 @handle_errors
