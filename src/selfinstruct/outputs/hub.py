@@ -8,8 +8,10 @@ HF_ENDPOINT is read on each push, so a test (or a private Hub) can point it else
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,28 +150,25 @@ def card_info(job: PushJob, repo_id: str, files: list[tuple[str, int, str]]) -> 
     )
 
 
-class refusals:
+@contextlib.contextmanager
+def refusals(hf: Any, secret: str, endpoint: str) -> Iterator[None]:
     """Turn the Hub's refusals and connection failures into a HubError that never holds the
     token (redacted, should a server or library ever echo it)."""
+    try:
+        yield
+    except hf.errors.HfHubHTTPError as e:
+        raise HubError(refused(e).replace(secret, "[token]")) from None
+    except Exception as e:
+        if not (isinstance(e, OSError) or transport_error(e)):
+            raise
+        said = f"cannot reach the Hub at {endpoint}: {e}"
+        raise HubError(said.replace(secret, "[token]")) from None
 
-    def __init__(self, hf: Any, secret: str, endpoint: str) -> None:
-        self.hf, self.secret, self.endpoint = hf, secret, endpoint
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        if error is None or isinstance(error, SelfInstructError):
-            return
-        if isinstance(error, self.hf.errors.HfHubHTTPError) and error.response is not None:
-            raise HubError(self.redact(refused(error))) from None
-        if isinstance(error, OSError | ConnectionError) or "Connect" in type(error).__name__:
-            raise HubError(
-                self.redact(f"cannot reach the Hub at {self.endpoint}: {error}")
-            ) from None
-
-    def redact(self, text: str) -> str:
-        return text.replace(self.secret, "[token]")
+def transport_error(error: Exception) -> bool:
+    """A network failure of the HTTP stack under huggingface_hub (httpx2, or httpx before)."""
+    kinds = [c.__name__ for c in type(error).__mro__]
+    return type(error).__module__.split(".")[0] in ("httpx", "httpx2") and "TransportError" in kinds
 
 
 def refused(error: Any) -> str:
