@@ -169,7 +169,8 @@ def test_distill_a_file(make_server: MakeServer) -> None:
     ]
     for r in out:
         assert r["output"] == expected("teacher-a", r["instruction"], r.get("input", ""))
-    assert prompt_text(teacher_requests(server)[1]) == "Fix the spelling.\n\nTeh cat sat."
+    asked = sorted(prompt_text(r) for r in teacher_requests(server))  # sent concurrently
+    assert asked[0] == "Fix the spelling.\n\nTeh cat sat."
     sent = len(server.requests)
     Path("data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
     ok(server, "distill", "data.jsonl", "--out", "gpt.json", "--model", "teacher-a")

@@ -12,10 +12,10 @@ from typing import Any
 from selfinstruct.config import Settings
 from selfinstruct.errors import InputError
 from selfinstruct.models import Distilled, teacher_name
-from selfinstruct.outputs.dedup import load_json_list
+from selfinstruct.outputs.dedup import load
 from selfinstruct.stages.base import StageReport
 from selfinstruct.stages.distill import DistillJob, DistillSettings, Question, distill
-from selfinstruct.store.pool import Pool, atomic_jsonl, iter_jsonl, write_atomic
+from selfinstruct.store.pool import Pool, atomic_jsonl, write_atomic
 
 
 @dataclass
@@ -35,10 +35,7 @@ def read_file(src: Path) -> list[dict[str, Any]]:
     """The records, each with a string instruction (and input and output, when present)."""
     if not src.is_file():
         raise InputError(f"{src}: file not found")
-    with open(src, "rb") as fp:
-        is_list = fp.read(64).lstrip().startswith(b"[")
-    where = "item" if is_list else "line"
-    items = enumerate(load_json_list(src), 1) if is_list else iter_jsonl(src)
+    items, where = load(src)
     records = []
     for pos, obj in items:
         if not isinstance(obj, dict):
