@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from tests.fakealpaca import alpaca_reply, is_teacher, teacher_reply
+from tests.fakebacktranslate import backtranslate_reply, is_backtranslate
 from tests.fakebatch import FakeBatches, batch_route
 from tests.fakecorpus import (
     input_output_pairs,
@@ -206,6 +207,8 @@ def default_reply(body: dict[str, Any], salt: int = 0) -> str:
     prompt = prompt_text(body)
     chat = "messages" in body
     rng = random.Random(seed_of(body, salt))
+    if is_backtranslate(prompt):
+        return backtranslate_reply(prompt, chat=chat)
     if is_teacher(body):
         return teacher_reply(body)
     if (tasks := alpaca_reply(prompt, chat, rng)) is not None:

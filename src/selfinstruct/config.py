@@ -152,6 +152,29 @@ class InstancesSettings(BaseModel):
     presence_penalty: float = 1.5
 
 
+class BacktranslateSettings(BaseModel):
+    """Backtranslation: the segment window, the few-shot prompt, the instruction rules."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    field: str = "text"  # the text field of JSONL, JSON and Parquet records
+    min_words: int = Field(30, ge=1)
+    max_words: int = Field(300, ge=1)
+    examples: int = Field(3, ge=1, le=20)  # seed pairs shown before the segment
+    max_tokens: int = Field(200, ge=16)
+    temperature: float = Field(0.7, ge=0)
+    rouge_threshold: float = Field(0.7, ge=0, le=1)
+    blacklist: list[str] | None = None
+
+    @field_validator("max_words")
+    @classmethod
+    def _window(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_words")
+        if low is not None and value < low:
+            raise ValueError(f"{value} is less than min_words ({low})")
+        return value
+
+
 class FilterSettings(BaseModel):
     """Stage 4: the method's rules, plus optional heuristics that are off by default."""
 
@@ -178,6 +201,7 @@ class FileConfig(BaseModel):
     classify: dict[str, Any] = {}
     instances: dict[str, Any] = {}
     filter: dict[str, Any] = {}
+    backtranslate: dict[str, Any] = {}
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
 

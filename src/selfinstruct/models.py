@@ -105,6 +105,32 @@ class MachineInstruction(Record):
     round: int
 
 
+class Source(Record):
+    """Where a backtranslated answer came from: a file, its record, the segment's offset."""
+
+    file: str
+    record: int | None = None  # JSONL line, JSON list item, Parquet row (from 1); None: text file
+    offset: int  # character offset of the segment in the record's text (or the file's)
+    segment: str  # the segment's stable id
+
+
+class Backtranslated(MachineInstruction):
+    """An instruction written for an existing answer (backtranslate); in instructions.jsonl."""
+
+    source: Source | None = None  # None: one from stage 1 (read through this model)
+
+
+class BacktranslateReject(Record):
+    """A segment whose instruction was not kept, with the rule that dropped it."""
+
+    id: str  # the segment's id
+    instruction: str
+    reason: str
+    detail: str = ""
+    request: str
+    source: Source
+
+
 class RejectedInstruction(Record):
     """A generated candidate that a filter dropped, with the reason."""
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli import batch, data, distill, hub, stages
+from selfinstruct.cli import backtranslate, batch, data, distill, hub, stages
 from selfinstruct.cli.base import OFF, app
 
 __all__ = ["app", "main"]
@@ -57,6 +57,7 @@ app.command("classify")(stages.classify_cmd)
 app.command("instances")(stages.instances_cmd)
 app.command("filter")(stages.filter_cmd)
 app.command("dedup")(stages.dedup_cmd)
+app.command("backtranslate")(backtranslate.backtranslate_cmd)
 app.command("run")(stages.run_cmd)
 app.command("distill")(distill.distill_cmd)
 app.command("status")(stages.status_cmd)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from selfinstruct import __version__
+from selfinstruct.cli.backtranslate import run_augment
 from selfinstruct.cli.base import (
     NONE,
     OFF,
@@ -331,10 +332,20 @@ def run_cmd(
     batch: BatchOpt = False,
     preset: PresetOpt = None,
     force: ForceOpt = False,
+    backtranslate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of stages 1-3: instructions for these texts (as `backtranslate`).",
+            show_default=NONE,
+        ),
+    ] = None,
 ) -> None:
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
     from selfinstruct import RunJob, run_pipeline
 
+    if backtranslate is not None:
+        with Log(log_file, quiet) as log:
+            return run_augment(llm, config, backtranslate, seeds, pool, prompts, batch, log)
     stages = {
         **model_stages(config),
         "generate": config.settings(GenerateSettings, "generate", preset_flags(preset, force)),

@@ -78,6 +78,63 @@ def parse_yes_no(text: str) -> bool | None:
     return found.pop() == "yes"
 
 
+# Backtranslation replies: the instruction a model wrote for a given answer.
+_REQUEST_LABEL = re.compile(
+    r"^\s*(?:[#>]+\s*)?(?:\*\*|__)?\s*(?:the\s+)?(?:instruction|request|task|prompt|question"
+    r"|user(?:'s)?(?:\s+(?:request|question|instruction))?|query)\s*(?:\*\*|__)?\s*"
+    r"(?::\s*(?:\*\*|__)?|(?:\*\*|__)?\s*$)\s*",
+    re.IGNORECASE,
+)
+_ANSWER_LABEL = re.compile(
+    r"^\s*(?:[#>]+\s*)?(?:\*\*|__)?\s*(?:answer|response|output)\s*(?:\*\*|__)?\s*(?::|$)",
+    re.IGNORECASE,
+)
+_LEAD_IN = re.compile(
+    r"^(?:(?:sure|certainly|of course|absolutely|okay|ok|alright|great)\b"
+    r"|here(?:'s| is| are)\b|(?:a|one|the) (?:\w+ ){0,3}(?:instructions?|requests?|questions?"
+    r"|prompts?)\b.*:$|.*\binstruction (?:that|which|for)\b.*:$)",
+    re.IGNORECASE,
+)
+_ABOUT_IT = re.compile(
+    r"^(?:this|the above|that) (?:\w+ ){0,2}(?:instruction|request|question|prompt|task)\b"
+    r"|^(?:note|explanation)\s*:",
+    re.IGNORECASE,
+)
+_BULLET = re.compile(r"^\s*(?:[-*+]\s+|\(?\d{1,2}[.)]\s+)")
+
+
+def parse_request(text: str) -> str | None:
+    """The instruction in a backtranslation reply, or None when there is none.
+
+    A chat model's wrapping goes: fences, a lead-in ("Sure! Here is the instruction:"), a label
+    ("**Instruction:**", "Request:"), quotes or bold around it, a numbered list of alternatives
+    (the first is taken), and remarks after it ("This request asks ..."). What is left must
+    still pass the instruction rules: a reply that answers instead of asking is caught there.
+    """
+    lines = [line.strip() for line in text.strip().splitlines() if not _FENCE.match(line)]
+    for i, line in enumerate(lines):
+        if label := _REQUEST_LABEL.match(line):
+            lines = [line[label.end() :], *lines[i + 1 :]]
+            break
+    while lines and (not lines[0] or _is_lead_in(lines[0], len(lines))):
+        lines.pop(0)
+    kept: list[str] = []
+    for line in lines:
+        stripped = line.lstrip("*_ ")
+        if not line or _ANSWER_LABEL.match(line) or _ABOUT_IT.match(stripped):
+            break
+        if _REMARK.match(stripped) or (kept and _BULLET.match(line)):
+            break
+        kept.append(_BULLET.sub("", line, count=1))
+    return clean_item(_unwrap(" ".join(kept).strip())) if kept else None
+
+
+def _is_lead_in(line: str, left: int) -> bool:
+    """An opening line that introduces the payload (only when something follows it)."""
+    stripped = line.lstrip("*_# ").rstrip("*_ ")
+    return left > 1 and bool(_LEAD_IN.match(stripped) or _PREAMBLE.match(stripped))
+
+
 @dataclass(frozen=True)
 class Example:
     input: str

@@ -18,6 +18,7 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "classify": ({"instruction"}, set()),
     "instances_input_first": ({"instruction"}, set()),
     "instances_output_first": ({"instruction"}, set()),
+    "backtranslate": ({"examples", "answer"}, set()),
 }
 
 

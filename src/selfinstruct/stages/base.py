@@ -239,9 +239,11 @@ def leave_to_batches(
 class Worker(Protocol):
     """A per-instruction stage: build and send one request per item, then record the reply."""
 
-    report: StageReport
     out: JsonlAppender
     on_done: Callable[[Any], object]
+
+    @property
+    def report(self) -> StageReport: ...  # read-only here, so a worker may hold a subclass
 
     def build(self, item: Any) -> Request: ...
 

@@ -78,3 +78,27 @@ def instances_warnings(counts: Mapping[str, int], api: str) -> list[str]:
                 "instances - " + causes(api, counts.get(f"{kind}_cut", 0), seen, "instances")
             )
     return out
+
+
+def backtranslate_warnings(
+    counts: Mapping[str, int], rejected: Mapping[str, int], api: str
+) -> list[str]:
+    """Replies that held no instruction, or instructions that the rules turn away."""
+    answered = counts.get("accepted", 0) + sum(rejected.values())
+    unparsed, accepted = rejected.get("unparsed", 0), counts.get("accepted", 0)
+    if answered < MIN_SEEN:
+        return []
+    if unparsed > (1 - PARSED_MIN) * answered:
+        cut = rejected.get("cut", 0)
+        return [
+            f"backtranslate: {unparsed} of {answered} replies held no instruction - "
+            + causes(api, cut, answered, "backtranslate")
+        ]
+    if accepted < ACCEPTED_MIN * answered:
+        reason, n = max(rejected.items(), key=lambda item: item[1])
+        return [
+            f"backtranslate: only {accepted} of {answered} segments got an instruction that "
+            f"passed the rules (most often {reason}: {n}; see backtranslate_rejects.jsonl) - "
+            "try a larger model, or a higher [backtranslate] temperature"
+        ]
+    return []

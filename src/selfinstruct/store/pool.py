@@ -365,6 +365,7 @@ class Pool:
         self.dataset = root / "dataset.jsonl"
         self.filter_rejects = root / "filter_rejects.jsonl"
         self.distilled = root / "distilled.jsonl"  # a teacher's answers (`distill`)
+        self.backtranslate_rejects = root / "backtranslate_rejects.jsonl"
         self.lock = PoolLock(root / ".lock")
 
     def work(self) -> Work:
