@@ -130,9 +130,10 @@ def parse_request(text: str) -> str | None:
 
 
 def _is_lead_in(line: str, left: int) -> bool:
-    """An opening line that introduces the payload (only when something follows it)."""
+    """An opening line that introduces the payload (followed by it, or ending with ":")."""
     stripped = line.lstrip("*_# ").rstrip("*_ ")
-    return left > 1 and bool(_LEAD_IN.match(stripped) or _PREAMBLE.match(stripped))
+    lead = bool(_LEAD_IN.match(stripped) or _PREAMBLE.match(stripped))
+    return lead and (left > 1 or stripped.endswith(":"))
 
 
 @dataclass(frozen=True)
