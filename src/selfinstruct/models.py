@@ -151,6 +151,9 @@ class Failure(Record):
     time: float
 
 
+NOT_ASKED = "(backtranslated: not a classification task, not asked)"  # Classification.answer
+
+
 class Classification(Record):
     """Stage 2's answer for one machine instruction; None when the reply was neither Yes nor No."""
 

@@ -126,6 +126,8 @@ def parse_request(text: str) -> str | None:
         if _REMARK.match(stripped) or (kept and _BULLET.match(line)):
             break
         kept.append(_BULLET.sub("", line, count=1))
+        if _unwrap(kept[-1]) != kept[-1]:
+            break  # a line quoted or bold as a whole is the instruction: what follows is talk
     return clean_item(_unwrap(" ".join(kept).strip())) if kept else None
 
 

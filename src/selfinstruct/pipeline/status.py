@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from selfinstruct.models import Failure, InstanceSet
+from selfinstruct.models import NOT_ASKED, Failure, InstanceSet
 from selfinstruct.stages.yields import (
     classify_warnings,
     generate_warnings,
     instances_warnings,
 )
 from selfinstruct.store import manifest
-from selfinstruct.store.pool import Pool, iter_jsonl, open_batches, torn_tail
+from selfinstruct.store.pool import Pool, Work, iter_jsonl, open_batches, torn_tail
 
 
 def pool_status(pool: Pool) -> dict[str, Any]:
@@ -53,11 +53,16 @@ def pool_status(pool: Pool) -> dict[str, Any]:
         },
         "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
         "last_run": {k: v for k, v in data.get("run", {}).items() if k != "target"} or None,
-        "warnings": pool_warnings(pool, data, len(work.machine), list(classes.values()), sets),
+        "warnings": pool_warnings(pool, data, len(work.machine), asked(work), sets),
         "lock": pool.lock.holder(),
         # torn last lines (left out above; the next run that takes the lock cuts them off)
         "torn": {str(path): n for path in pool.jsonl_files() if (n := torn_tail(path))},
     }
+
+
+def asked(work: Work) -> list[bool | None]:
+    """Stage 2's answers (a backtranslated pair's classification record was not asked)."""
+    return [c.is_classification for c in work.classes.values() if c.answer != NOT_ASKED]
 
 
 def pool_warnings(

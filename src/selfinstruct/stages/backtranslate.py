@@ -31,6 +31,7 @@ from selfinstruct.method.prompts import Template, load_template
 from selfinstruct.method.segments import segments
 from selfinstruct.method.similarity import RougeIndex
 from selfinstruct.models import (
+    NOT_ASKED,
     Backtranslated,
     BacktranslateReject,
     Classification,
@@ -51,7 +52,6 @@ from selfinstruct.store.sources import read_texts
 
 STAGE = "backtranslate"
 PROMPT_KIND = "backtranslated"  # InstanceSet.prompt_kind of a backtranslated pair
-NOT_ASKED = "(backtranslated: not a classification task, not asked)"
 
 
 @dataclass(frozen=True)
