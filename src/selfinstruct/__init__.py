@@ -20,6 +20,7 @@ _WHERE = {
     "ClassifySettings": "selfinstruct.config",
     "InstancesSettings": "selfinstruct.config",
     "FilterSettings": "selfinstruct.config",
+    "BacktranslateSettings": "selfinstruct.config",
     "SelfInstructError": "selfinstruct.errors",
     "generate": "selfinstruct.stages.generate",
     "GenerateJob": "selfinstruct.stages.generate",
@@ -31,6 +32,9 @@ _WHERE = {
     "filter_pool": "selfinstruct.stages.filter",
     "FilterJob": "selfinstruct.stages.filter",
     "FilterReport": "selfinstruct.stages.filter",
+    "backtranslate": "selfinstruct.stages.backtranslate",
+    "BacktranslateJob": "selfinstruct.stages.backtranslate",
+    "BacktranslateReport": "selfinstruct.stages.backtranslate",
     "run_pipeline": "selfinstruct.pipeline.run",
     "RunJob": "selfinstruct.pipeline.run",
     "RunReport": "selfinstruct.pipeline.run",
@@ -50,6 +54,7 @@ __all__ = [
     "ClassifySettings",
     "InstancesSettings",
     "FilterSettings",
+    "BacktranslateSettings",
     "SelfInstructError",
     "generate",
     "GenerateJob",
@@ -61,6 +66,9 @@ __all__ = [
     "filter_pool",
     "FilterJob",
     "FilterReport",
+    "backtranslate",
+    "BacktranslateJob",
+    "BacktranslateReport",
     "run_pipeline",
     "distill",
     "DistillJob",
@@ -75,6 +83,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from selfinstruct.config import (
+        BacktranslateSettings,
         ClassifySettings,
         FilterSettings,
         GenerateSettings,
@@ -86,6 +95,11 @@ if TYPE_CHECKING:
     from selfinstruct.outputs.distill_file import distill_file
     from selfinstruct.pipeline.run import RunJob, RunReport, run_pipeline
     from selfinstruct.pipeline.status import pool_status
+    from selfinstruct.stages.backtranslate import (
+        BacktranslateJob,
+        BacktranslateReport,
+        backtranslate,
+    )
     from selfinstruct.stages.base import StageJob, StageReport
     from selfinstruct.stages.classify import classify
     from selfinstruct.stages.distill import DistillJob, DistillSettings, distill
