@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings, Settings
+from selfinstruct.cli.base import local_job
+from selfinstruct.config import (
+    BacktranslateSettings,
+    ClassifySettings,
+    FileConfig,
+    GenerateSettings,
+    InstancesSettings,
+    Settings,
+)
 from selfinstruct.llm.local import LocalServer, LocalServerError, gguf_metadata, has_chat_template
 from selfinstruct.pipeline.local import LocalJob, slot_context
 from selfinstruct.stages.yields import classify_warnings, generate_warnings, instances_warnings
@@ -100,6 +108,13 @@ def test_the_context_fits_the_longest_prompt() -> None:
     assert slot_context(job, "completions") == 4096
     job.generate = GenerateSettings(max_tokens=16)
     assert slot_context(job, "completions") == 3072  # (8,861 / 3 + 16 + 64) rounded up
+    # backtranslate: its template, 3 examples of a 2-character answer ("ok") and a 1,010
+    # character instruction (+ 30 for the labels), a 300-word segment at 8 characters a word:
+    # (488 + 3,126 + 2,400) / 3 + 200 max_tokens + 64, rounded up: below stage 1's
+    job.backtranslate = BacktranslateSettings()
+    assert slot_context(job, "completions") == 3072
+    job.backtranslate = BacktranslateSettings(max_words=2000)  # 16,000 characters of segment
+    assert slot_context(job, "completions") == 6912  # (488 + 3,126 + 16,000) / 3 + 264
 
 
 def test_yield_warnings_name_the_cause() -> None:
@@ -122,3 +137,14 @@ def test_yield_warnings_name_the_cause() -> None:
         "5 of 10 replies hit max_tokens: raise `max_tokens` under [instances]"
         in (instances_warnings(counts, "chat")[1])
     )
+
+
+def test_a_backtranslating_command_sizes_the_context_with_its_settings() -> None:
+    write_seeds()
+    kwargs: dict[str, object] = {"pool": Path("data"), "seeds": Path("seeds.jsonl")}
+    config = FileConfig()
+    assert local_job("generate_cmd", Settings(), config, set(), kwargs).backtranslate is None
+    job = local_job("backtranslate_cmd", Settings(), config, set(), {**kwargs, "max_words": 90})
+    assert job.backtranslate == BacktranslateSettings(max_words=90)
+    job = local_job("run_cmd", Settings(), config, set(), {**kwargs, "backtranslate": Path("d")})
+    assert job.backtranslate == BacktranslateSettings()

@@ -13,6 +13,7 @@ import typer
 
 from selfinstruct.cli.summary import Log, table
 from selfinstruct.config import (
+    BacktranslateSettings,
     ClassifySettings,
     FileConfig,
     GenerateSettings,
@@ -205,7 +206,19 @@ def local_job(
         prompts=kwargs.get("prompts"),
         seeds=kwargs.get("seeds"),
         **model_stages(config),
+        backtranslate=backtranslating(command, config, kwargs),
     )
+
+
+def backtranslating(
+    command: str, config: FileConfig, kwargs: dict[str, Any]
+) -> BacktranslateSettings | None:
+    """`backtranslate` and `run --backtranslate`: their prompt sizes the local server too."""
+    if command != "backtranslate_cmd" and not kwargs.get("backtranslate"):
+        return None
+    flags = {k: kwargs.get(k) for k in ("field", "min_words", "max_words")}
+    settings: BacktranslateSettings = config.settings(BacktranslateSettings, "backtranslate", flags)
+    return settings
 
 
 def model_stages(config: FileConfig) -> dict[str, Any]:

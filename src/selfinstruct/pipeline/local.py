@@ -10,7 +10,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings, Settings
+from selfinstruct.config import (
+    BacktranslateSettings,
+    ClassifySettings,
+    GenerateSettings,
+    InstancesSettings,
+    Settings,
+)
 from selfinstruct.errors import ConfigError
 from selfinstruct.llm.local import (
     LocalServer,
@@ -26,6 +32,7 @@ from selfinstruct.store.pool import Pool, load_seeds
 
 CHARS_PER_TOKEN = 3  # English runs ~4 with these tokenizers; 3 leaves room for code and numbers
 INSTRUCTION_CHARS = MAX_WORDS * 8  # the longest machine instruction stage 1 accepts
+ANSWER_CHARS = 2000  # a seed answer, when there are no seeds to measure
 LOCAL_TIMEOUT = 600.0  # a long stage 1 reply on a few CPU cores shared by every slot
 LOG_NAME = "local-server.log"
 # Slots: on 2 CPU cores, 2 slots ran `run -n 10` in 71 s and 8 slots in 131 s (prompts compete
@@ -46,6 +53,7 @@ class LocalJob:
     instances: InstancesSettings
     prompts: Path | None = None
     seeds: Path | None = None
+    backtranslate: BacktranslateSettings | None = None  # a command that backtranslates
 
 
 def slot_context(job: LocalJob, api: str) -> int:
@@ -71,6 +79,12 @@ def slot_context(job: LocalJob, api: str) -> int:
         "classify": job.classify.max_tokens,
         "instances": job.instances.max_tokens,
     }
+    if (bt := job.backtranslate) is not None:
+        answer = max((len(s.instances[0].output) for s in seeds), default=ANSWER_CHARS)
+        shown = bt.examples * (answer + longest + 30)  # "Answer:", "Instruction:"
+        template = len(load_template("backtranslate", job.prompts).text)
+        chars["backtranslate"] = template + shown + bt.max_words * 8
+        out["backtranslate"] = bt.max_tokens
     need = max(chars[s] // CHARS_PER_TOKEN + out[s] for s in chars) + 64  # chat template tokens
     return -(-need // 256) * 256
 
