@@ -213,11 +213,19 @@ def test_batch_mode_gives_the_online_result(make_server: MakeServer) -> None:
     waiting = cli(server, "backtranslate", "corpus", "--batch")
     assert "submitted" not in waiting.stdout  # nothing twice while the batch is open
     online = cli(server, "backtranslate", "corpus")  # the online stage leaves them to the batch
-    assert "Nothing to send" in online.stdout or "in open batches" in online.stdout
+    assert online.stdout == (
+        "Nothing to send: 22 segments wait in open batches (`selfinstruct backtranslate "
+        "corpus --batch` brings them in).\n"
+    )
     server.finish_batches()
+    collected = invoke(server, "batch", "collect")  # the generic command takes them in the cache
+    assert collected.exit_code == 0, collected.output
+    assert re.search(r"collected\s+1 batch: 22 responses", collected.stdout)
+    assert not Path("data/instructions.jsonl").exists()  # only backtranslate applies them
     second = cli(server, "backtranslate", "corpus", "--batch")
     assert second.exit_code == 0, second.output
     assert re.search(r"pool\s+\+18 instructions with their answer", second.stdout)
+    assert "collected" not in second.stdout
     assert check_pool() == {"kept": 18, "rejected": Counter(not_a_request=2, too_similar=2)}
     chat = [r for r in server.requests if r.path == "/v1/chat/completions"]
     assert not chat  # every reply came through the batch
@@ -231,6 +239,9 @@ def test_run_backtranslate_writes_the_dataset(make_server: MakeServer) -> None:
     assert result.exit_code == 0, result.output
     assert re.search(r"dataset\s+18 instances -> data/dataset.jsonl", result.stdout)
     assert len(lines("data/dataset.jsonl")) == 18
+    assert json.loads(Path("data/run.json").read_text())["run"]["outcome"] == (
+        "backtranslate, done"
+    )
     server.requests.clear()
     again = invoke(server, "run", "--backtranslate", "corpus")
     assert again.exit_code == 0 and not server.requests

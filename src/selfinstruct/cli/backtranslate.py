@@ -21,7 +21,6 @@ from selfinstruct.cli.batch import batch_job
 from selfinstruct.cli.summary import (
     Log,
     batch_rows,
-    parked_row,
     reason_rows,
     usage_rows,
     warning_rows,
@@ -120,7 +119,13 @@ def batch_summary(bt: BacktranslateReport, report: BatchReport) -> list[tuple[st
 
 def print_backtranslate(report: BacktranslateReport, job: BacktranslateJob) -> None:
     parked = report.counts["in_open_batches"]
-    if report.pending == 0 and not parked:
+    if report.pending == 0 and parked:
+        typer.echo(
+            f"Nothing to send: {parked} segments wait in open batches (`selfinstruct "
+            f"backtranslate {job.source} --batch` brings them in)."
+        )
+        return
+    if report.pending == 0:
         skipped = sum(report.skipped.values())
         typer.echo(
             f"Nothing to do: {report.done_before} segments of {job.source} were done by earlier "
@@ -130,14 +135,14 @@ def print_backtranslate(report: BacktranslateReport, job: BacktranslateJob) -> N
     rows = [*input_rows(report), ("this run", f"{report.pending} segments")]
     rows += [*result_rows(report), ("failed", str(report.counts["failed"]))]
     if parked:
-        rows.append(parked_row(parked))
+        rows.append(("in open batches", f"{parked} (`backtranslate --batch` brings them in)"))
     rows += [("elapsed", f"{report.elapsed:.1f}s")]
     rows += usage_rows(report.usage) + warning_rows(report.warnings)
     finish(
         "backtranslate",
         rows,
         report.stopped,
-        report.left("segments without an instruction"),
+        report.incomplete(),
         report.interrupted,
     )
 
@@ -169,7 +174,7 @@ def run_augment(
     rows = [*input_rows(bt), ("this run", f"{bt.pending} segments"), *result_rows(bt)]
     rows += [("failed", str(bt.counts["failed"])), *dataset_rows(report.dataset)]
     rows += usage_rows(bt.usage) + warning_rows(bt.warnings)
-    incomplete = bt.left("segments without an instruction")
+    incomplete = bt.incomplete()
     log.finish("run", rows, bt.stopped, incomplete, bt.interrupted)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from selfinstruct.clock import now
 from selfinstruct.config import FilterSettings
 from selfinstruct.pipeline.batch import BatchJob, BatchReport
 from selfinstruct.pipeline.batch_backtranslate import advance
 from selfinstruct.stages.backtranslate import BacktranslateJob, BacktranslateReport, backtranslate
 from selfinstruct.stages.filter import FilterJob, FilterReport, filter_pool
+from selfinstruct.store import manifest
 
 
 @dataclass
@@ -20,10 +22,15 @@ class AugmentReport:
 
 def augment(job: BacktranslateJob, settings: FilterSettings) -> AugmentReport:
     """Backtranslate `job.source` into the pool, then write the dataset (unless stopped)."""
-    report = AugmentReport(backtranslate(job))
-    if report.backtranslate.interrupted is None and report.backtranslate.stopped is None:
+    started = now()
+    report = AugmentReport(backtranslate(job))  # a bad input stops here, with nothing written
+    bt = report.backtranslate
+    outcome = "interrupted" if bt.interrupted else manifest.outcome(bt.stopped, bt.incomplete())
+    if bt.interrupted is None and bt.stopped is None:
         # curate (issue 17) goes here: between the augmentation and the filter
         report.dataset = filter_pool(FilterJob(job.pool, settings))
+    last = {"started": started, "finished": now(), "outcome": f"backtranslate, {outcome}"}
+    manifest.record_run(job.pool, last)
     return report
 
 

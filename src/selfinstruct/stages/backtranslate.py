@@ -72,6 +72,10 @@ class BacktranslateReport(StageReport):
     skipped: Counter[str] = field(default_factory=Counter)  # too_short, too_long
     rejected: Counter[str] = field(default_factory=Counter)
 
+    def incomplete(self) -> str | None:
+        """ "2 segments without an instruction": requests that failed for good, for next time."""
+        return self.left("segments without an instruction")
+
     def summary(self) -> tuple[str | None, dict[str, Any]]:
         stopped, counters = super().summary()
         extra = {"texts": self.texts, "segments": self.segments}
