@@ -197,8 +197,35 @@ def test_jsonl_records_with_another_field(make_server: MakeServer) -> None:
     assert len(server.requests) == 3
 
 
+def test_a_budget_cap_stops_and_the_next_run_continues(make_server: MakeServer) -> None:
+    server = make_server()
+    args = ("backtranslate", "corpus", "--concurrency", "1")
+    capped = cli(server, *args, "--seeds", "seeds.jsonl", "--max-requests", "5")
+    assert capped.exit_code == 3, capped.output
+    assert "Stopped: reached --max-requests 5; the pool is saved" in capped.stderr
+    assert len(server.requests) == 5
+    assert len(lines("data/instructions.jsonl") + lines("data/backtranslate_rejects.jsonl")) == 5
+    rest = cli(server, *args)
+    assert rest.exit_code == 0, rest.output
+    assert re.search(r"done before\s+5 segments", rest.stdout)
+    assert len(server.requests) == 22
+    check_pool()
+
+
+def test_a_reply_cut_at_max_tokens_is_rejected(make_server: MakeServer) -> None:
+    server = make_server()
+    server.script("length")
+    result = cli(server, "backtranslate", "corpus", "--seeds", "seeds.jsonl", "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    [cut] = [r for r in lines("data/backtranslate_rejects.jsonl") if r["reason"] == "cut"]
+    assert cut["detail"] == "the reply stopped at max_tokens"
+    assert cut["id"] == pieces()[0].id  # the first segment, asked first
+
+
 def test_a_window_option_and_a_first_run_without_seeds() -> None:
-    assert cli(None, "backtranslate", "corpus", "--base-url", "http://127.0.0.1:9").exit_code == 2
+    first = cli(None, "backtranslate", "corpus", "--base-url", "http://127.0.0.1:9")
+    assert first.exit_code == 2
+    assert first.stderr == "Error: no pool at data (create one with --seeds)\n"
     result = cli(None, "backtranslate", "corpus", "--min-words", "50", "--max-words", "40")
     assert result.exit_code == 2
     assert "Error: --max-words: 40 is less than min_words (50)" in result.stderr

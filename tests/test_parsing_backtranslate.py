@@ -6,6 +6,7 @@ import pytest
 
 from selfinstruct.method.backtranslation import not_a_request
 from selfinstruct.method.parsing import parse_request
+from selfinstruct.stages.yields import backtranslate_warnings
 
 WANT = "Explain how to descale a kettle."
 
@@ -66,3 +67,20 @@ def test_an_instruction_must_ask_for_something(text: str, asks: bool) -> None:
             "not_a_request",
             "no question and no request: an answer or a description",
         )
+
+
+def test_the_yield_warnings() -> None:
+    assert backtranslate_warnings({"accepted": 1}, {"unparsed": 8}, "chat") == []  # 9: too few
+    [line] = backtranslate_warnings({"accepted": 2}, {"unparsed": 9}, "chat")
+    assert line.startswith("backtranslate: 9 of 11 replies held no whole instruction - the model")
+    [line] = backtranslate_warnings({}, {"unparsed": 4, "cut": 6}, "chat")
+    assert line == (
+        "backtranslate: 10 of 10 replies held no whole instruction - 6 of 10 replies hit "
+        "max_tokens: raise `max_tokens` under [backtranslate] in selfinstruct.toml"
+    )
+    [line] = backtranslate_warnings({"accepted": 1}, {"too_similar": 9, "unparsed": 1}, "chat")
+    assert line.startswith(
+        "backtranslate: only 1 of 11 segments got an instruction that passed the rules (most "
+        "often too_similar: 9; see backtranslate_rejects.jsonl)"
+    )
+    assert backtranslate_warnings({"accepted": 2}, {"too_similar": 9}, "chat") == []

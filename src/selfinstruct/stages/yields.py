@@ -85,13 +85,13 @@ def backtranslate_warnings(
 ) -> list[str]:
     """Replies that held no instruction, or instructions that the rules turn away."""
     answered = counts.get("accepted", 0) + sum(rejected.values())
-    unparsed, accepted = rejected.get("unparsed", 0), counts.get("accepted", 0)
+    cut, accepted = rejected.get("cut", 0), counts.get("accepted", 0)
+    unusable = rejected.get("unparsed", 0) + cut
     if answered < MIN_SEEN:
         return []
-    if unparsed > (1 - PARSED_MIN) * answered:
-        cut = rejected.get("cut", 0)
+    if unusable > (1 - PARSED_MIN) * answered:
         return [
-            f"backtranslate: {unparsed} of {answered} replies held no instruction - "
+            f"backtranslate: {unusable} of {answered} replies held no whole instruction - "
             + causes(api, cut, answered, "backtranslate")
         ]
     if accepted < ACCEPTED_MIN * answered:
