@@ -229,6 +229,21 @@ def test_a_window_option_and_a_first_run_without_seeds() -> None:
     result = cli(None, "backtranslate", "corpus", "--min-words", "50", "--max-words", "40")
     assert result.exit_code == 2
     assert "Error: --max-words: 40 is less than min_words (50)" in result.stderr
+    write_config(FAST + "[backtranslate]\nmin_words = 100\nmax_words = 40\n")
+    result = cli(None, "backtranslate", "corpus")
+    assert result.stderr.startswith(
+        "Error: selfinstruct.toml line 4: [backtranslate] setting 'max_words': 40 is less than"
+    )
+
+
+def test_the_config_table_sets_the_window(make_server: MakeServer) -> None:
+    server = make_server()
+    write_config(FAST + "[backtranslate]\nmin_words = 90\n")
+    result = cli(server, "backtranslate", "corpus", "--seeds", "seeds.jsonl")
+    assert result.exit_code == 0, result.output
+    long = plan(Path("corpus"), BacktranslateSettings(min_words=90))[0]
+    assert len(server.requests) == len(long) == 5
+    assert re.search(r"texts\s+5 read, 23 segments, 18 skipped\n\s+too_short\s+18\n", result.stdout)
 
 
 def test_batch_mode_gives_the_online_result(make_server: MakeServer) -> None:
