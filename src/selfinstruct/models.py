@@ -162,7 +162,9 @@ class Classification(Record):
     is_classification: bool | None
     answer: str
     request: str
-    preset: str | None = None  # "alpaca": not asked (the recipe has no stage 2)
+    # who wrote this record instead of stage 2 ("alpaca": the recipe has none; "backtranslate":
+    # a text's pair is no classification task); None: stage 2 asked
+    preset: str | None = None
 
 
 class InstanceSet(Record):

@@ -5,20 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from selfinstruct.models import NOT_ASKED, Failure, InstanceSet
+from selfinstruct.models import Failure, InstanceSet
 from selfinstruct.stages.yields import (
     classify_warnings,
     generate_warnings,
     instances_warnings,
 )
 from selfinstruct.store import manifest
-from selfinstruct.store.pool import Pool, Work, iter_jsonl, open_batches, torn_tail
+from selfinstruct.store.pool import Pool, iter_jsonl, open_batches, torn_tail
 
 
 def pool_status(pool: Pool) -> dict[str, Any]:
     """A JSON-ready summary; reads the pool without taking its lock."""
     work = pool.work()
-    asked = {i: c for i, c in work.classes.items() if c.preset is None}  # alpaca's: not asked
+    asked = {
+        i: c for i, c in work.classes.items() if c.preset is None
+    }  # alpaca's, backtranslated: not asked
     classes = {i: c.is_classification for i, c in asked.items()}
     sets = list(work.instances.values())
     failures = Counter(f.stage for f in pool.read(pool.failures, Failure))
@@ -53,16 +55,11 @@ def pool_status(pool: Pool) -> dict[str, Any]:
         },
         "usage": {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()},
         "last_run": {k: v for k, v in data.get("run", {}).items() if k != "target"} or None,
-        "warnings": pool_warnings(pool, data, len(work.machine), asked(work), sets),
+        "warnings": pool_warnings(pool, data, len(work.machine), list(classes.values()), sets),
         "lock": pool.lock.holder(),
         # torn last lines (left out above; the next run that takes the lock cuts them off)
         "torn": {str(path): n for path in pool.jsonl_files() if (n := torn_tail(path))},
     }
-
-
-def asked(work: Work) -> list[bool | None]:
-    """Stage 2's answers (a backtranslated pair's classification record was not asked)."""
-    return [c.is_classification for c in work.classes.values() if c.answer != NOT_ASKED]
 
 
 def pool_warnings(

@@ -238,7 +238,12 @@ class BackTranslator:
         )
         self.classes.append(
             Classification(
-                id=cid, instruction=text, is_classification=False, answer=NOT_ASKED, request=key
+                id=cid,
+                instruction=text,
+                is_classification=False,
+                answer=NOT_ASKED,
+                request=key,
+                preset="backtranslate",
             )
         )
         record = Backtranslated(
