@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from selfinstruct.cli.summary import Log, table
 from selfinstruct.config import (
@@ -23,13 +24,36 @@ from selfinstruct.config import (
 )
 from selfinstruct.errors import DISK_FIXES, ConfigError, SelfInstructError, StorageError
 
+ENV_PREFIX = "SELFINSTRUCT"  # every option of every command: SELFINSTRUCT_<OPTION NAME>
+
+
+class _Group(TyperGroup):
+    """The root group: its commands (and a sub-group's) read each option from the
+    environment as SELFINSTRUCT_<NAME> (Click's auto_envvar_prefix, flat: not per command).
+    The root's own options (--install-completion...) read none."""
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _read_environment(command)
+        return command
+
+
+def _read_environment(command: _click.Command) -> None:
+    command.context_settings.setdefault("auto_envvar_prefix", ENV_PREFIX)
+    for sub in getattr(command, "commands", {}).values():
+        _read_environment(sub)
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Turn a few seed tasks into an instruction-tuning dataset (Self-Instruct).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
 )
 if TYPE_CHECKING:
+    from typer import _click
+
     from selfinstruct.pipeline.local import LocalJob
     from selfinstruct.store.pool import Pool
 
@@ -54,9 +78,7 @@ ConfigOpt = Annotated[
 
 # The options of every command that calls a model, added by @llm_command.
 LLM_OPTIONS: dict[str, Any] = {
-    "model": Annotated[
-        str | None, _opt("Model name.", _default("model"), envvar="SELFINSTRUCT_MODEL")
-    ],
+    "model": Annotated[str | None, _opt("Model name.", _default("model"))],
     "base_url": Annotated[
         str | None,
         _opt(
@@ -70,7 +92,7 @@ LLM_OPTIONS: dict[str, Any] = {
     ],
     "api": Annotated[
         str | None,
-        _opt("chat, or completions for base models.", _default("api"), envvar="SELFINSTRUCT_API"),
+        _opt("chat, or completions for base models.", _default("api")),
     ],
     "concurrency": Annotated[int | None, _opt("Requests in flight.", _default("concurrency"))],
     "timeout": Annotated[float | None, _opt("Request timeout in seconds.", _default("timeout"))],
@@ -87,15 +109,12 @@ LLM_OPTIONS: dict[str, Any] = {
             "Start a llama.cpp server with a small model for this command (no key, no network).",
             OFF,
             "--local",
-            envvar="SELFINSTRUCT_LOCAL",
         ),
     ],
     "gguf": Annotated[Path | None, _opt("--local with this GGUF model file.", "a 270M test model")],
     "config": ConfigOpt,
 }
-PoolOpt = Annotated[
-    Path, typer.Option("--pool", help="Pool directory.", envvar="SELFINSTRUCT_POOL")
-]
+PoolOpt = Annotated[Path, typer.Option("--pool", help="Pool directory.")]
 PromptsOpt = Annotated[
     Path | None, typer.Option(help="Directory of prompt templates to use.", show_default="built-in")
 ]
