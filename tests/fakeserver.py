@@ -27,6 +27,7 @@ from typing import Any
 from tests.fakealpaca import alpaca_reply, is_teacher, teacher_reply
 from tests.fakebacktranslate import backtranslate_reply, is_backtranslate
 from tests.fakebatch import FakeBatches, batch_route
+from tests.fakecache import PrefixCache
 from tests.fakecorpus import (
     input_output_pairs,
     labelled_pairs,
@@ -86,7 +87,7 @@ class Recorded:
     arrived: float = field(default_factory=time.monotonic)
     answered: float | None = None  # when the whole reply was written (time.monotonic)
     raw: bytes = field(default=b"", repr=False)  # the body as sent (a multipart upload)
-    usage: dict[str, int] | None = None  # the tokens billed in the reply, if one was sent
+    usage: dict[str, Any] | None = None  # the tokens billed in the reply, if one was sent
 
 
 # ---------------------------------------------------------------------------
@@ -375,6 +376,7 @@ class FakeOpenAI:
         burst: int = 1,
         slots: int | None = None,
         token_latency: float = 0.0,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         """`rate_limit`: a token bucket of `burst` requests refilled at this many per second;
         a request that finds it empty gets a 429 with Retry-After (like a real rate limit).
@@ -396,6 +398,7 @@ class FakeOpenAI:
         self.rate_limit, self.burst = rate_limit, burst
         self._slots = threading.Semaphore(slots) if slots is not None else None
         self.token_latency = token_latency
+        self.prefix_cache = prefix_cache  # tests/fakecache.py: report cached prompt tokens
         self._tokens, self._refilled = float(burst), time.monotonic()
         self.in_flight = 0
         self.requests: list[Recorded] = []
@@ -647,11 +650,13 @@ class FakeOpenAI:
     ) -> dict[str, Any]:
         number = next(self._ids)
         prompt_tokens = estimate_tokens(prompt)
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": used,
             "total_tokens": prompt_tokens + used,
         }
+        if self.prefix_cache is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.prefix_cache.cached(prompt)}
         return {
             "id": f"{prefix}-fake{number:06d}",
             "object": kind,

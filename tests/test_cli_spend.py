@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from selfinstruct.cli import app
 from selfinstruct.config import ClassifySettings, GenerateSettings, InstancesSettings
-from selfinstruct.pricing import PRICES, cost
+from selfinstruct.pricing import Prices, cost
 from tests.fakeserver import FakeOpenAI, Refuse, default_reply
 from tests.pooldata import FAST, KEY, MakeServer, lines, write_config, write_seeds
 from tests.pooldata import invoke as cli
@@ -65,6 +65,9 @@ class Gate:
         self.opened.set()
 
 
+GPT_4O_MINI = Prices(0.15, 0.60, 0.075, "its list price")
+
+
 def billed(server: FakeOpenAI) -> dict[str, dict[str, Any]]:
     """Per stage, what the server charged for: requests, tokens, and USD at gpt-4o-mini's prices."""
     bill: dict[str, dict[str, Any]] = {}
@@ -76,9 +79,7 @@ def billed(server: FakeOpenAI) -> dict[str, dict[str, Any]]:
         stage["requests"] += 1
         stage["prompt_tokens"] += r.usage["prompt_tokens"]
         stage["completion_tokens"] += r.usage["completion_tokens"]
-        stage["cost"] += cost(
-            PRICES["gpt-4o-mini"], r.usage["prompt_tokens"], r.usage["completion_tokens"]
-        )
+        stage["cost"] += cost(GPT_4O_MINI, r.usage["prompt_tokens"], r.usage["completion_tokens"])
     return bill
 
 

@@ -48,6 +48,9 @@ class Settings(BaseModel):
     breaker_seconds: float = Field(600.0, gt=0, description="seconds of nothing but failures")
     price_in: float | None = Field(None, ge=0, description="USD per million prompt tokens")
     price_out: float | None = Field(None, ge=0, description="USD per million completion tokens")
+    price_cached: float | None = Field(
+        None, ge=0, description="USD per million prompt tokens read from the server's cache"
+    )
     max_requests: int | None = Field(None, ge=0)
     max_cost: float | None = Field(None, ge=0)
     transport: Literal["aiohttp", "httpx"] = Field(

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from selfinstruct.pricing import cost
+from selfinstruct.pricing import Prices, cost
 
 _SPACES = re.compile(r"\s+")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -262,6 +262,9 @@ class Tokens(Protocol):
     @property
     def completion_tokens(self) -> int: ...
 
+    @property
+    def cached_tokens(self) -> int: ...
+
 
 @dataclass
 class Usage:
@@ -273,18 +276,19 @@ class Usage:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, those read from the server's prompt cache
     cost: float | None = 0.0
     errors: dict[str, int] = field(default_factory=dict)
     batched: int = 0  # of `requests`, those answered through a batch (at the batch price)
 
-    def add(
-        self, completion: Tokens, prices: tuple[float, float] | None, batch: bool = False
-    ) -> None:
+    def add(self, completion: Tokens, prices: Prices | None, batch: bool = False) -> None:
         self.requests += 1
         self.batched += batch
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
-        spent = cost(prices, completion.prompt_tokens, completion.completion_tokens, batch)
+        self.cached_tokens += completion.cached_tokens
+        tokens = (completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+        spent = cost(prices, *tokens, batch=batch)
         self.cost = None if spent is None or self.cost is None else self.cost + spent
 
 

@@ -97,9 +97,13 @@ LLM_OPTIONS: dict[str, Any] = {
     "concurrency": Annotated[int | None, _opt("Requests in flight.", _default("concurrency"))],
     "timeout": Annotated[float | None, _opt("Request timeout in seconds.", _default("timeout"))],
     "max_retries": Annotated[int | None, _opt("Retries per request.", _default("max_retries"))],
-    "price_in": Annotated[float | None, _opt("USD per million prompt tokens.", "known models")],
+    "price_in": Annotated[float | None, _opt("USD per million prompt tokens.", "genai-prices")],
     "price_out": Annotated[
-        float | None, _opt("USD per million completion tokens.", "known models")
+        float | None, _opt("USD per million completion tokens.", "genai-prices")
+    ],
+    "price_cached": Annotated[
+        float | None,
+        _opt("USD per million prompt tokens the server had cached.", "genai-prices"),
     ],
     "max_requests": Annotated[int | None, _opt("Stop after this many paid requests.", NONE)],
     "max_cost": Annotated[float | None, _opt("Stop when the cost reaches this many USD.", NONE)],

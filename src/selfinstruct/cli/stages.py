@@ -238,6 +238,7 @@ def dedup_cmd(
 
 
 def show_dry_run(job: GenerateJob) -> None:
+    from selfinstruct.llm.client import prices as llm_prices
     from selfinstruct.method.prompts import load_template
     from selfinstruct.stages.alpaca import ALPACA, alpaca_prompt, template_name, with_defaults
     from selfinstruct.stages.generate import sample_prompt
@@ -255,6 +256,8 @@ def show_dry_run(job: GenerateJob) -> None:
         "target": job.target,
         "prompts": {template.name: template.path},
     }
+    prices = llm_prices(job.llm)
+    resolved["prices"] = prices.describe() if prices else "unknown: set --price-in/--price-out"
     typer.echo(json.dumps(resolved, indent=2))
     if seeds:
         typer.echo("\nFirst prompt:\n" + first(seeds, stage, template, job.seed))

@@ -39,13 +39,19 @@ def usage_rows(usage: Usage) -> list[tuple[str, str]]:
     rows = [
         ("requests", f"{usage.requests} sent, {usage.cached} from cache, {usage.failed} failed"),
         ("retries", str(usage.retries)),
-        ("tokens", f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion"),
+        ("tokens", tokens_text(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)),
         ("cost", cost),
     ]
     if usage.errors:
         errors = ", ".join(f"{name} x{n}" for name, n in sorted(usage.errors.items()))
         rows.insert(2, ("errors", errors))
     return rows
+
+
+def tokens_text(prompt: int, completion: int, cached: int) -> str:
+    """ "1200 prompt (300 cached, 25%) + 400 completion": the cached share, priced lower."""
+    share = f" ({cached} cached, {cached / prompt:.0%})" if cached and prompt else ""
+    return f"{prompt} prompt{share} + {completion} completion"
 
 
 def reason_rows(rejected: Counter[str]) -> list[tuple[str, str]]:
@@ -80,11 +86,9 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
         rows.append((f"{stage} requests", usage_rows(usage)[0][1]))
     unknown = any(u.cost is None for u in report.usage.values())
     total = sum((u.cost or 0.0) for u in report.usage.values())
-    tokens = [
-        sum(u.prompt_tokens for u in report.usage.values()),
-        sum(u.completion_tokens for u in report.usage.values()),
-    ]
-    rows.append(("tokens", "{} prompt + {} completion".format(*tokens)))
+    used = report.usage.values()
+    prompt, completion = sum(u.prompt_tokens for u in used), sum(u.completion_tokens for u in used)
+    rows.append(("tokens", tokens_text(prompt, completion, sum(u.cached_tokens for u in used))))
     rows.append(("cost", "n/a (unknown model prices)" if unknown else f"${total:.4f}"))
     if report.spent:
         rows.append(("spent, all runs", spent(report.spent)))
@@ -150,15 +154,19 @@ def last_run(last: dict[str, Any], lock: str | None) -> str:
 
 
 def spent(usage: dict[str, dict[str, Any]], stage: str | None = None) -> str:
-    """ "N tokens, $C" over all stages' totals (or one stage's); "" before any request."""
+    """ "N tokens (S% of the prompt tokens cached), $C" over all stages' totals (or one
+    stage's); "" before any request."""
     totals = [t for name, t in usage.items() if stage in (None, name) and t]
     if not totals:
         return ""
-    tokens = sum(t.get("prompt_tokens", 0) + t.get("completion_tokens", 0) for t in totals)
+    prompt = sum(t.get("prompt_tokens", 0) for t in totals)
+    tokens = prompt + sum(t.get("completion_tokens", 0) for t in totals)
+    cached = sum(t.get("cached_tokens", 0) for t in totals)
+    share = f" ({cached / prompt:.0%} of the prompt tokens cached)" if cached and prompt else ""
     paid = [t for t in totals if "cost" in t]  # a stage that never paid has no cost
     known = [float(t["cost"]) for t in paid if t["cost"] is not None]
     cost = f"${sum(known):.4f}" if len(known) == len(paid) else "cost n/a (unknown prices)"
-    return f"{tokens} tokens, {cost}"
+    return f"{tokens} tokens{share}, {cost}"
 
 
 def also(extra: str) -> str:
@@ -264,8 +272,11 @@ def batch_rows(report: BatchReport) -> list[tuple[str, str]]:
             files = plural(len(events), "file")
             rows.append((label, f"{plural(sum(per.values()), 'request')} in {files} ({detail})"))
     usage = report.usage.values()
-    tokens = [sum(u.prompt_tokens for u in usage), sum(u.completion_tokens for u in usage)]
-    rows.append(("tokens", "{} prompt + {} completion".format(*tokens)))
+    prompt, completion = (
+        sum(u.prompt_tokens for u in usage),
+        sum(u.completion_tokens for u in usage),
+    )
+    rows.append(("tokens", tokens_text(prompt, completion, sum(u.cached_tokens for u in usage))))
     costs = [u.cost for u in usage]
     total = "n/a (unknown model prices)" if None in costs else f"${sum(filter(None, costs)):.4f}"
     rows.append(("cost", f"{total} (batch price: {BATCH_DISCOUNT:.0%} of the online one)"))

@@ -26,7 +26,7 @@ from selfinstruct.llm import transport
 from selfinstruct.llm.flow import Flow
 from selfinstruct.llm.transport import Clients, MalformedReply, WireClients, client_options
 from selfinstruct.models import Failure, Usage
-from selfinstruct.pricing import cost, price_for
+from selfinstruct.pricing import Prices, cost, price_for
 from selfinstruct.store.cache import Completion, RequestCache
 from selfinstruct.store.pool import JsonlAppender
 
@@ -82,7 +82,7 @@ class LLM:
         self.failures = failures
         self.stage = stage
         self.usage = Usage()
-        self.prices = price_for(settings.model, settings.price_in, settings.price_out)
+        self.prices = prices(settings)
         self._owns_clients = clients is None
         self._clients = clients or (transport.connect(settings) if connect else None)
         self.flow = flow or Flow(
@@ -149,7 +149,8 @@ class LLM:
                     raise FatalAPIError(self._fatal_message(e)) from None
                 self._give_up(req, e, attempt)  # other 4xx: retrying will not help
                 return None
-            spent = cost(self.prices, completion.prompt_tokens, completion.completion_tokens)
+            tokens = (completion.prompt_tokens, completion.completion_tokens)
+            spent = cost(self.prices, *tokens, completion.cached_tokens)
             request = {"body": req.body, "meta": req.meta}
             await self.cache.aput(req.key, req.stage, request, completion, spent)
             self.usage.add(completion, self.prices)
@@ -217,6 +218,12 @@ class LLM:
             await self._clients.aclose()
 
 
+def prices(settings: Settings) -> Prices | None:
+    """The run's prices: the flags over the price data (pricing.py)."""
+    s = settings
+    return price_for(s.model, s.price_in, s.price_out, s.price_cached, s.base_url)
+
+
 def redact(text: str, secret: str) -> str:
     """The text without the key, or a server's echo of part of it."""
     if secret:
@@ -231,11 +238,15 @@ def read_reply(data: dict[str, Any]) -> Completion:
         message = choice.get("message")
         text = (message.get("content") if message is not None else choice.get("text")) or ""
         usage = data.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        # OpenAI, vLLM, Gemini, Groq...: prompt_tokens_details.cached_tokens; DeepSeek its own.
+        cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
         return Completion(
             text=str(text),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(cached),
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise MalformedReply(f"not a completion: {type(e).__name__} {e}") from None

@@ -28,7 +28,7 @@ from selfinstruct.config import (
 )
 from selfinstruct.errors import ConfigError
 from selfinstruct.llm.batchfiles import Ledger, Result, batch_request, split
-from selfinstruct.llm.client import LLM, TERMINAL, Request
+from selfinstruct.llm.client import LLM, TERMINAL, Request, prices
 from selfinstruct.method.parsing import parse_yes_no
 from selfinstruct.models import (
     BatchEvent,
@@ -41,7 +41,7 @@ from selfinstruct.models import (
 from selfinstruct.pipeline.batch_remote import Remote
 from selfinstruct.pipeline.run import dataset_current, resolve_target
 from selfinstruct.pipeline.workers import generator, workers
-from selfinstruct.pricing import cost, price_for
+from selfinstruct.pricing import Prices, cost
 from selfinstruct.stages.alpaca import settle_preset
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
@@ -97,7 +97,7 @@ class BatchReport:
 class Budget:
     """--max-requests and --max-cost on what one invocation submits (cost: an upper bound)."""
 
-    def __init__(self, settings: Settings, prices: tuple[float, float] | None) -> None:
+    def __init__(self, settings: Settings, prices: Prices | None) -> None:
         self.settings, self.prices = settings, prices
         self.requests, self.cost = 0, 0.0
         self.stopped: str | None = None
@@ -108,7 +108,8 @@ class Budget:
             self.stopped = f"reached --max-requests {s.max_requests}"
             return False
         # prompt tokens at most about a quarter of the characters; the reply at most max_tokens
-        worst = cost(self.prices, len(json.dumps(req.body)) // 4, req.body["max_tokens"], True)
+        prompt = len(json.dumps(req.body)) // 4  # no cached token: the worst case
+        worst = cost(self.prices, prompt, req.body["max_tokens"], batch=True)
         if s.max_cost is not None and worst is not None and self.cost + worst > s.max_cost:
             self.stopped = f"reached --max-cost ${s.max_cost:.2f}"
             return False
@@ -127,7 +128,7 @@ class Batches:
             job.generate = settle_preset(job.pool, job.generate)
         self.report = BatchReport(target=self.resolve_target())
         self.llms = {s: LLM(job.llm, cache, failures, s, connect=False) for s in STAGES}
-        self.prices = price_for(job.llm.model, job.llm.price_in, job.llm.price_out)
+        self.prices = prices(job.llm)
         self.budget = Budget(job.llm, self.prices)
         self.failed = {f.request for f in self.pool.read(self.pool.failures, Failure)}
         self.remote = Remote(self.ledger, job.llm)
@@ -194,7 +195,7 @@ class Batches:
         if self.cache.get(req.custom_id) is None:  # collected or imported before: paid once
             request = {"body": req.body, "meta": req.meta}
             tokens = (completion.prompt_tokens, completion.completion_tokens)
-            spent = cost(self.prices, *tokens, batch=True)
+            spent = cost(self.prices, *tokens, completion.cached_tokens, batch=True)
             self.cache.put(req.custom_id, req.stage, request, completion, spent, batched=True)
             self.usage(req.stage).add(completion, self.prices, batch=True)
 

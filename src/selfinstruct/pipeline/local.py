@@ -112,7 +112,12 @@ def local_settings(job: LocalJob, model: Path, url: str, api: str) -> Settings:
     update: dict[str, Any] = {"base_url": url, "api": api, "concurrency": slots(job)}
     if "model" not in job.given:
         update["model"] = model.stem
-    for name, value in (("price_in", 0.0), ("price_out", 0.0), ("timeout", LOCAL_TIMEOUT)):
+    for name, value in (
+        ("price_in", 0.0),
+        ("price_out", 0.0),
+        ("price_cached", 0.0),
+        ("timeout", LOCAL_TIMEOUT),
+    ):
         if name not in job.given:
             update[name] = value
     return job.llm.model_copy(update=update)

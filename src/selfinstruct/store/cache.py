@@ -1,8 +1,9 @@
 """The request cache: every response received is stored before it is used, so none is paid twice.
 
 Each response is stored with a row of the `spend` journal in the same transaction: what it cost
-(tokens, USD at the run's prices). The journal is the durable record of what a pool paid, even
-for runs killed before they could write run.json (manifest.py folds it into the totals).
+(tokens, cached prompt tokens, USD at the run's prices). The journal is the durable record of
+what a pool paid, even for runs killed before they could write run.json (manifest.py folds it
+into the totals).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Completion:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # of prompt_tokens, those the server read from its prompt cache
 
     def __post_init__(self) -> None:
         # Half an emoji ("\ud83c" in a reply's JSON) cannot be written as UTF-8: it would stop
@@ -135,8 +137,12 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute(
         "CREATE TABLE IF NOT EXISTS spend (id INTEGER PRIMARY KEY AUTOINCREMENT,"
         " stage TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,"
-        " cost REAL, batched INTEGER NOT NULL, created REAL NOT NULL)"
+        " cost REAL, batched INTEGER NOT NULL, created REAL NOT NULL,"
+        " cached_tokens INTEGER NOT NULL DEFAULT 0)"
     )
+    columns = {r[1] for r in db.execute("PRAGMA table_info(spend)")}
+    if "cached_tokens" not in columns:  # a cache made before cached tokens were counted
+        db.execute("ALTER TABLE spend ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
     return db
 
 
@@ -153,7 +159,7 @@ def row(
 ) -> Row:
     now = time.time()
     response = (key, stage, json.dumps(request), json.dumps(vars(completion)), now)
-    tokens = (completion.prompt_tokens, completion.completion_tokens)
+    tokens = (completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
     return response, (stage, *tokens, cost, int(batched), now)
 
 
@@ -167,8 +173,8 @@ def insert(db: sqlite3.Connection, values: Row) -> None:
             values[0],
         )
         db.execute(
-            "INSERT INTO spend (stage, prompt_tokens, completion_tokens, cost, batched, created)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO spend (stage, prompt_tokens, completion_tokens, cached_tokens, cost,"
+            " batched, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
             values[1],
         )
     except BaseException:
@@ -187,9 +193,11 @@ def spend_since(path: Path, mark: int) -> tuple[dict[str, dict[str, Any]], int]:
     try:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'spend'").fetchone():
             return {}, mark
+        columns = {r[1] for r in db.execute("PRAGMA table_info(spend)")}
+        cached = "SUM(cached_tokens)" if "cached_tokens" in columns else "0"  # not migrated yet
         rows = db.execute(
             "SELECT stage, COUNT(*), SUM(batched), SUM(prompt_tokens), SUM(completion_tokens),"
-            " TOTAL(cost), COUNT(cost), MAX(id) FROM spend WHERE id > ? GROUP BY stage",
+            f" {cached}, TOTAL(cost), COUNT(cost), MAX(id) FROM spend WHERE id > ? GROUP BY stage",
             (mark,),
         ).fetchall()
     finally:
@@ -200,9 +208,10 @@ def spend_since(path: Path, mark: int) -> tuple[dict[str, dict[str, Any]], int]:
             "batched": batched,
             "prompt_tokens": prompt,
             "completion_tokens": completion,
+            "cached_tokens": cached,
             "cost": cost if priced == n else None,
         }
-        for stage, n, batched, prompt, completion, cost, priced, _ in rows
+        for stage, n, batched, prompt, completion, cached, cost, priced, _ in rows
     }
     return spent, max((last for *_, last in rows), default=mark)
 

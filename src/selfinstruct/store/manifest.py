@@ -21,12 +21,19 @@ def outcome(stopped: str | None = None, incomplete: str | None = None) -> str:
     return f"incomplete: {incomplete}" if incomplete else "done"
 
 
-PAID = ("requests", "batched", "prompt_tokens", "completion_tokens", "cost")  # from the journal
+PAID = (
+    "requests",
+    "batched",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost",
+)  # from the journal
 
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for dist in ("selfinstruct", "openai", "rouge-score", "typer", "pydantic"):
+    for dist in ("selfinstruct", "openai", "rouge-score", "typer", "pydantic", "genai-prices"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
