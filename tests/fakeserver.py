@@ -36,6 +36,7 @@ from tests.fakecorpus import (
     sentence,
     target_task,
 )
+from tests.fakeprovider import ParamRefusal
 
 Reply = Callable[[dict[str, Any]], str]
 
@@ -377,6 +378,7 @@ class FakeOpenAI:
         slots: int | None = None,
         token_latency: float = 0.0,
         prefix_cache: PrefixCache | None = None,
+        refuse_params: ParamRefusal | None = None,
     ) -> None:
         """`rate_limit`: a token bucket of `burst` requests refilled at this many per second;
         a request that finds it empty gets a 429 with Retry-After (like a real rate limit).
@@ -399,6 +401,7 @@ class FakeOpenAI:
         self._slots = threading.Semaphore(slots) if slots is not None else None
         self.token_latency = token_latency
         self.prefix_cache = prefix_cache  # tests/fakecache.py: report cached prompt tokens
+        self.refuse_params = refuse_params  # tests/fakeprovider.py: 400 for these parameters
         self._tokens, self._refilled = float(burst), time.monotonic()
         self.in_flight = 0
         self.requests: list[Recorded] = []
@@ -557,6 +560,8 @@ class FakeOpenAI:
         if body is None:
             msg = "We could not parse the JSON body of your request."
             return 400, _error(msg, "invalid_request_error", None)
+        if self.refuse_params is not None and (refused := self.refuse_params.check(body)):
+            return refused
         return _validate(path, body, self.models)
 
     def _respond(self, handler: _Handler, record: Recorded) -> None:

@@ -280,6 +280,7 @@ class Usage:
     cost: float | None = 0.0
     errors: dict[str, int] = field(default_factory=dict)
     batched: int = 0  # of `requests`, those answered through a batch (at the batch price)
+    dropped: dict[str, str] = field(default_factory=dict)  # parameters the server refused
 
     def add(self, completion: Tokens, prices: Prices | None, batch: bool = False) -> None:
         self.requests += 1

@@ -45,7 +45,15 @@ def usage_rows(usage: Usage) -> list[tuple[str, str]]:
     if usage.errors:
         errors = ", ".join(f"{name} x{n}" for name, n in sorted(usage.errors.items()))
         rows.insert(2, ("errors", errors))
-    return rows
+    return rows + refused_rows([usage])
+
+
+def refused_rows(usages: list[Usage]) -> list[tuple[str, str]]:
+    """One row a parameter the server refused: how it was handled from then on, and why."""
+    found: dict[str, str] = {}
+    for usage in usages:
+        found.update(usage.dropped)
+    return [(f"refused {name}", why) for name, why in sorted(found.items())]
 
 
 def tokens_text(prompt: int, completion: int, cached: int) -> str:
@@ -90,6 +98,7 @@ def run_rows(report: RunReport) -> list[tuple[str, str]]:
     prompt, completion = sum(u.prompt_tokens for u in used), sum(u.completion_tokens for u in used)
     rows.append(("tokens", tokens_text(prompt, completion, sum(u.cached_tokens for u in used))))
     rows.append(("cost", "n/a (unknown model prices)" if unknown else f"${total:.4f}"))
+    rows += refused_rows(list(report.usage.values()))
     if report.spent:
         rows.append(("spent, all runs", spent(report.spent)))
     return rows + warning_rows(report.warnings)

@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import hashlib
 import json
+import logging
 import random
 import re
 import time
@@ -22,7 +23,7 @@ import openai
 
 from selfinstruct.config import Settings
 from selfinstruct.errors import BatchAPIError, BudgetExhausted, FatalAPIError
-from selfinstruct.llm import transport
+from selfinstruct.llm import params, transport
 from selfinstruct.llm.flow import Flow
 from selfinstruct.llm.transport import Clients, MalformedReply, WireClients, client_options
 from selfinstruct.models import Failure, Usage
@@ -31,6 +32,7 @@ from selfinstruct.store.cache import Completion, RequestCache
 from selfinstruct.store.pool import JsonlAppender
 
 T = TypeVar("T")
+log = logging.getLogger("selfinstruct")
 
 
 RETRYABLE = (
@@ -176,8 +178,31 @@ class LLM:
         self.flow.breaker.failed(self.redact(name), self.base_url, transport.unreachable(error))
 
     async def _send(self, req: Request) -> Completion:
+        """Post the body without the parameters the server refused; a 400 that refuses one
+        more leaves it out of this and every later request of the run (llm/params.py)."""
         path = "/chat/completions" if self.settings.api == "chat" else "/completions"
-        return read_reply(await self.clients.post(path, req.body))
+        while True:
+            body = params.without(req.body, self.flow.dropped)
+            if body is not req.body:
+                for left_out in self.flow.dropped.keys() & req.body.keys():
+                    self.usage.dropped.setdefault(left_out, self.flow.dropped[left_out])
+            try:
+                return read_reply(await self.clients.post(path, body))
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+                name = params.refused(e.body, server_message(e), body)
+                if name is None:
+                    raise
+                self._refused(name, e)
+
+    def _refused(self, name: str, error: openai.APIStatusError) -> None:
+        if name in self.flow.dropped:
+            return  # another request in flight learnt it first
+        said = self.redact(server_message(error))
+        said = said if len(said) <= 160 else said[:157] + "..."
+        self.flow.dropped[name] = f"{params.how(name)} ({error.status_code}: {said})"
+        log.warning(
+            "%s refused %r: %s for the rest of this run", self.base_url, name, params.how(name)
+        )
 
     def _delay(self, error: BaseException, attempt: int) -> float:
         return delay(error, attempt, self.settings.retry_backoff, self.flow.breaker.reached)
@@ -304,7 +329,7 @@ def describe(error: BaseException) -> str:
 
 
 def server_message(error: openai.APIStatusError) -> str:
-    body = error.body
+    body = params.unwrap(error.body) or error.body
     if isinstance(body, dict):
         message = body.get("message") or body.get("error", {})
         if isinstance(message, dict):

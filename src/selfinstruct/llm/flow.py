@@ -147,6 +147,8 @@ class Flow:
         self.in_flight = 0
         self.requests = 0
         self.cost: float | None = 0.0
+        # Parameters a server refused (llm/params.py), with how and why: left out from then on.
+        self.dropped: dict[str, str] = {}
 
     def spent(self, cost: float | None) -> None:
         """Count a paid response toward the budget caps (cost None: prices unknown)."""
