@@ -8,15 +8,30 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from selfinstruct.cli import app
+from tests.fakecache import PrefixCache
+from tests.fakeserver import FakeOpenAI
+from tests.pooldata import SEEDS as SEEDS_TEXTS
+from tests.pooldata import MakeServer, invoke, lines, write_seeds
 from tests.test_stats import make_pool
 
-SECTIONS = ["summary", "rouge", "lengths", "verbs", "filter", "kept", "rejected"]
+SECTIONS = [
+    "provenance",
+    "summary",
+    "rouge",
+    "lengths",
+    "verbs",
+    "stage1",
+    "filter",
+    "kept",
+    "rejected",
+]
 NASTY = '<script>document.title="pwned"</script><img src=x onerror=alert(1)> & "quotes"'
 # Run on load: how many images there are and which did not decode (naturalWidth 0).
 PROBE = """<script>
@@ -128,5 +143,82 @@ def test_report_renders_in_a_browser(tmp_path: Path) -> None:
     assert 'data-images="4"' in body.group(1)
     assert 'data-broken=""' in body.group(1)
     assert [f'<section id="{s}">' in dom for s in SECTIONS] == [True] * len(SECTIONS)
-    assert "<title>selfinstruct report: data</title>" in dom  # the record's script did not run
+    # The record's script did not run; the title says what the data is, not where it lies.
+    assert "<title>Self-Instruct dataset: 5 instances</title>" in dom
     assert dom.count("&lt;script&gt;document.title=") == 5
+
+
+def made_pool(make_server: MakeServer) -> FakeOpenAI:
+    """A pool made by `run` against the fake server, with a stage 1 reject full of HTML."""
+    server = make_server(prefix_cache=PrefixCache(block=16, minimum=0))
+    write_seeds(Path("seeds.jsonl"), SEEDS_TEXTS)
+    result = invoke(server, "run", "--seeds", "seeds.jsonl", "-n", "24", "--quiet")
+    assert result.exit_code == 0, result.output
+    with open("data/rejected_instructions.jsonl", "a", encoding="utf-8") as fp:
+        nasty = {"id": "r-x", "instruction": NASTY, "reason": "blacklisted_word", "detail": NASTY}
+        fp.write(json.dumps({**nasty, "request": "r"}) + "\n")
+    return server
+
+
+def test_report_says_where_the_data_came_from(make_server: MakeServer) -> None:
+    made_pool(make_server)
+    assert run("report").exit_code == 0
+    page = Path("report.html").read_text(encoding="utf-8")
+    origin = dict(re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", provenance_of(page)))
+    assert origin["model"] == "gpt-4o-mini (chat API, 127.0.0.1)"
+    assert re.fullmatch(r"\S+ to \S+", origin["made"])
+    totals = json.loads(Path("data/run.json").read_text())["stages"]
+    for stage in ("generate", "classify", "instances"):
+        t = totals[stage]["totals"]
+        share = f"{t['cached_tokens'] / t['prompt_tokens']:.0%} cached"
+        assert origin[f"{stage} tokens"] == (
+            f"{t['requests']} requests, {t['prompt_tokens']} prompt ({share}) + "
+            f"{t['completion_tokens']} completion"
+        )
+    cost = sum(t["totals"]["cost"] for t in totals.values())
+    assert origin["cost"].startswith(f"${cost:.4f} for ")
+    assert "examples 8, machine_examples 2" in origin["stage 1 settings"]
+    assert "prompt generate_chat sha256 " in origin["stage 1 settings"]
+    assert origin["seed tasks"].startswith(f"{len(SEEDS_TEXTS)} in seeds.jsonl (sha256 ")
+    assert "sk-test" not in page and "api_key" not in page
+
+
+def provenance_of(page: str) -> str:
+    return page.split('<section id="provenance">', 1)[1].split("</section>", 1)[0]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_report_shows_stage_1_rejects_and_provenance_in_a_browser(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    made_pool(make_server)
+    reasons = Counter(r["reason"] for r in lines("data/rejected_instructions.jsonl"))
+    assert run("report").exit_code == 0
+    dom = chromium_dom(Path("report.html"), tmp_path / "profile")
+    model = "gpt-4o-mini"
+    instances = len(lines("data/dataset.jsonl"))
+    assert f"<title>Self-Instruct dataset: {instances} instances by {model}</title>" in dom
+    stage1 = dom.split('<section id="stage1">', 1)[1].split("</section>", 1)[0]
+    shown = dict(re.findall(r'<span class="rule">([^<]*)</span></td><td class="n">(\d+)', stage1))
+    assert {k: int(v) for k, v in shown.items()} == dict(reasons)
+    assert f"{sum(reasons.values())} candidate instructions" in stage1
+    assert stage1.count("&lt;script&gt;document.title=") == 2  # instruction and detail, escaped
+    assert "<td>model</td><td>gpt-4o-mini (chat API, 127.0.0.1)</td>" in dom
+
+
+def test_the_verbs_chart_has_a_legend_for_its_colours() -> None:
+    make_pool()
+    from matplotlib.patches import Patch
+
+    from selfinstruct.outputs.report import verbs_figure
+    from selfinstruct.outputs.stats import pool_stats
+    from selfinstruct.store.pool import Pool
+
+    stats = pool_stats(Pool(Path("data")))
+    [legend] = verbs_figure(stats).legends
+    most = max(len(v.objects) for v in stats.verbs)
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[0] == "1st object (most frequent)" and len(labels) == most + 1
+    assert labels[-1] == "other objects, or none"
+    colours = [tuple(h.get_facecolor()) for h in legend.legend_handles if isinstance(h, Patch)]
+    assert len(set(colours)) == len(labels)  # one colour per meaning

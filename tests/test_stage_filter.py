@@ -139,6 +139,11 @@ def test_instance_rules_and_reasons() -> None:
         ]
     )
     assert re.search(r"conflicting_outputs\s+2\n", result.stdout)
+    details = {r["rule"]: r["detail"] for r in lines("data/filter_rejects.jsonl")}
+    assert details["input_equals_output"] == "the output repeats the input"
+    assert details["duplicate"] == "the same input and output again"
+    assert details["not_classified"] == "stage 2 has not classified it yet"
+    assert all(details.values())  # every record says why, as docs/pool.md lists `detail`
 
 
 def test_rouge_rule_in_pool_order_and_seeds() -> None:
@@ -222,7 +227,7 @@ def test_conflicts_count_only_valid_instances_and_empty_replies_are_reported() -
         (r["id"], r["rule"], r.get("detail", "")) for r in lines("data/filter_rejects.jsonl")
     ]
     assert rejects == [
-        (ids[0], "ends_with_colon", ""),
+        (ids[0], "ends_with_colon", "the output ends with ':'"),
         (ids[1], "no_instances", "the reply held no instance the parser could read"),
         (ids[2], "chat_residue", "preamble 'Sure! Here is the corrected sentence: Sh'"),
         (ids[2], "chat_residue", "fence line '```'"),

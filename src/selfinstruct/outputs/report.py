@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selfinstruct import __version__
+from selfinstruct.clock import now
 from selfinstruct.errors import ConfigError
+from selfinstruct.models import RejectedInstruction
+from selfinstruct.outputs.provenance import model_name, provenance
 from selfinstruct.outputs.stats import (
     Bin,
     Reject,
     Row,
     Stats,
+    Verb,
     bin_label,
     dataset_path,
     mean_label,
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.axis import Axis
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
 SAMPLE, PER_RULE, CLIP = 10, 3, 600
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3")
@@ -51,6 +56,8 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 table.records td { white-space: pre-wrap; max-width: 28rem; overflow-wrap: break-word; }
 .rule { font-family: ui-monospace, monospace; white-space: nowrap; overflow-wrap: normal; }
 .indent { display: inline-block; padding-left: 1.5rem; }
+table.provenance th { display: none; }
+table.provenance td:first-child { color: #555; white-space: nowrap; }
 """
 
 
@@ -140,6 +147,10 @@ def lengths_chart(stats: Stats) -> str:
 
 
 def verbs_chart(stats: Stats) -> str:
+    return png(verbs_figure(stats))
+
+
+def verbs_figure(stats: Stats) -> Figure:
     """Each leading verb a bar, split into its top objects (labelled) and the rest (grey)."""
     verbs = list(reversed(stats.verbs))
     fig = new_figure(10, 0.32 * len(verbs) + 1.2)
@@ -155,12 +166,27 @@ def verbs_chart(stats: Stats) -> str:
                 ax.text(left + n / 2, y, obj, ha="center", va="center", fontsize=7, color="white")
             left += n
     ax.set_yticks(range(len(verbs)), [v.verb for v in verbs])
-    ax.set_xlabel("machine instructions (coloured: the verb's most frequent objects)")
+    ax.set_xlabel("machine instructions")
     integer_ticks(ax.xaxis)
     if not verbs:
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no machine instructions yet", ha="center", transform=ax.transAxes)
-    return png(fig)
+    else:
+        fig.legend(handles=verbs_legend(verbs), loc="outside upper center", ncols=5, fontsize=8)
+    return fig
+
+
+RANKS = ("1st object (most frequent)", "2nd object", "3rd object", "4th object", "5th object")
+
+
+def verbs_legend(verbs: list[Verb]) -> list[Patch]:
+    """What the segments' colours mean: the rank of the object among the verb's objects (the
+    label on a segment names it), grey for the verb's other objects or none."""
+    from matplotlib.patches import Patch
+
+    ranks = max(len(v.objects) for v in verbs)
+    handles = [Patch(color=COLOURS[k % len(COLOURS)], label=RANKS[k]) for k in range(ranks)]
+    return [*handles, Patch(color="#cccccc", label="other objects, or none")]
 
 
 def rules_chart(stats: Stats) -> str:
@@ -257,10 +283,65 @@ def rejected_html(rejected: list[Reject]) -> str:
     return table(["rule", "instruction", "input", "output", "detail"], rows, cls="records")
 
 
-def render(stats: Stats, kept: list[Row], rejected: list[Reject]) -> str:
+def stage1_rejects(pool: Pool) -> tuple[dict[str, int], list[RejectedInstruction]]:
+    """Stage 1's rejected candidates: the count per reason, and up to PER_RULE of each."""
+    counts: dict[str, int] = {}
+    picked: list[RejectedInstruction] = []
+    if pool.rejected.exists():
+        for rej in pool.read(pool.rejected, RejectedInstruction):
+            counts[rej.reason] = counts.get(rej.reason, 0) + 1
+            if counts[rej.reason] <= PER_RULE:
+                picked.append(rej)
+    ranked = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    picked.sort(key=lambda r: list(ranked).index(r.reason))
+    return ranked, picked
+
+
+def stage1_html(counts: dict[str, int], picked: list[RejectedInstruction]) -> str:
+    if not counts:
+        return "<p>Stage 1 rejected no candidate, or has not run in this pool.</p>"
+    total = sum(counts.values())
+    intro = (
+        f"<p>{total} candidate instructions that stage 1 did not add to the pool: too similar "
+        "to one already there (ROUGE-L), or dropped by the method's filters.</p>"
+    )
+    rows = [[f'<span class="rule">{esc(r)}</span>', str(n)] for r, n in counts.items()]
+    samples = [
+        [f'<span class="rule">{esc(r.reason)}</span>', esc(r.instruction), esc(r.detail)]
+        for r in picked
+    ]
+    return (
+        intro
+        + table(["reason", "rejected"], rows, numeric=1)
+        + f"<h3>A sample ({len(picked)})</h3>"
+        + table(["reason", "instruction", "detail"], samples, cls="records")
+    )
+
+
+def provenance_html(rows: list[tuple[str, str]]) -> str:
+    return table(["", ""], ([esc(k), esc(v)] for k, v in rows), cls="provenance")
+
+
+def title_text(stats: Stats, model: str | None) -> str:
+    """The page's title: what the data is and which model made it (not the pool's path)."""
+    made = f" by {model}" if model else ""
+    if stats.dataset is not None:
+        return f"Self-Instruct dataset: {stats.dataset.instances} instances{made}"
+    return f"Self-Instruct pool: {stats.machine.instructions} machine instructions{made}"
+
+
+def render(
+    stats: Stats,
+    kept: list[Row],
+    rejected: list[Reject],
+    origin: list[tuple[str, str]] | None = None,
+    stage1: tuple[dict[str, int], list[RejectedInstruction]] = ({}, []),
+    model: str | None = None,
+) -> str:
     """The whole page; every piece of record text goes through `esc`."""
     r = stats.rouge_vs_seeds
     body = [
+        section("provenance", "Where it came from", provenance_html(origin or [])),
         section("summary", "The dataset", summary_html(stats)),
         section(
             "rouge",
@@ -281,19 +362,19 @@ def render(stats: Stats, kept: list[Row], rejected: list[Reject]) -> str:
             "after it (a heuristic; see the README).</p>"
             + img(verbs_chart(stats), "verbs and objects"),
         ),
+        section("stage1", "Rejected by stage 1", stage1_html(*stage1)),
         section("filter", "Dropped by the filter", filter_html(stats)),
         section("kept", f"A sample of kept records ({len(kept)})", kept_html(kept)),
         section(
             "rejected", f"A sample of rejected records ({len(rejected)})", rejected_html(rejected)
         ),
     ]
-    title = f"selfinstruct report: {esc(stats.pool)}"
+    title = esc(title_text(stats, model))
+    sub = f"pool {esc(stats.pool)}, report by selfinstruct {__version__} on {esc(now())}"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{STYLE}</style></head>\n<body>"
-        f'<h1>{title}</h1><p class="sub">selfinstruct {__version__}</p>\n'
-        + "\n".join(body)
-        + "\n</body></html>\n"
+        f'<h1>{title}</h1><p class="sub">{sub}</p>\n' + "\n".join(body) + "\n</body></html>\n"
     )
 
 
@@ -303,5 +384,6 @@ def write_report(pool: Pool, out: Path) -> ReportResult:
     stats = pool_stats(pool)
     kept, rejected = samples(pool)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, render(stats, kept, rejected))
+    page = render(stats, kept, rejected, provenance(pool), stage1_rejects(pool), model_name(pool))
+    write_atomic(out, page)
     return ReportResult(out, stats, len(kept), len(rejected))

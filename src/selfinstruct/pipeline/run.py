@@ -254,12 +254,22 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
         report.generate.check_yield(job.llm.api)
         report.warnings = report.generate.warnings + classify_warnings(report.counts, job.llm.api)
         report.warnings += instances_warnings(report.counts, job.llm.api)
+        template = pipe.gen.template
+        own = {  # what `generate` records of stage 1 too (the report's provenance shows it)
+            "generate": {
+                "generate": job.generate.model_dump(mode="json"),
+                "sampling": job.generate.sampling(job.llm.api),
+                "seed": job.seed,
+                "prompts": {template.name: template.sha256},
+            }
+        }
         for stage, llm in pipe.llms.items():
             report.usage[stage] = llm.usage
             manifest.record_stage(
                 job.pool,
                 stage,
-                {"started": stamp, "settings": job.llm.public(), "outcome": outcome},
+                {"started": stamp, "settings": job.llm.public(), "outcome": outcome}
+                | own.get(stage, {}),
                 llm.usage,
             )
         manifest.record_run(

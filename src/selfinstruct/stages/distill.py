@@ -180,9 +180,10 @@ class Answers:
         for inst in got.instances:
             answer = self.get(got.instruction, inst.input)
             if answer is None:
-                drop("no_teacher_answer", inst=inst)
+                drop("no_teacher_answer", inst=inst, detail=f"{self.teacher} has not answered it")
             elif answer.finish_reason == "length":
-                drop("teacher_answer_cut", inst=Instance(input=inst.input, output=answer.output))
+                cut = Instance(input=inst.input, output=answer.output)
+                drop("teacher_answer_cut", inst=cut, detail="the answer stopped at max_tokens")
             else:
                 kept.append(Instance(input=inst.input, output=answer.output))
         return got.model_copy(update={"instances": kept, "truncated": None})

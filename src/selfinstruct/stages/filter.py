@@ -79,26 +79,31 @@ class InstanceRules:
     def __call__(self, inst: Instance, instruction: str) -> Verdict:
         output, given = inst.output.strip(), inst.input.strip()
         if not output:
-            return ("empty_output", "")
+            return ("empty_output", "the output is empty")
         if given == output:
-            return ("input_equals_output", "")
+            return ("input_equals_output", "the output repeats the input")
         if given.endswith(":") or output.endswith(":"):
-            return ("ends_with_colon", "")
+            return (
+                "ends_with_colon",
+                f"the {'input' if given.endswith(':') else 'output'} ends with ':'",
+            )
         if self.s.drop_chat_residue and (found := residue(instruction, given, output)):
             return ("chat_residue", found)
-        rule = self.optional(output, instruction)
-        return (rule, "") if rule else None
+        return self.optional(output, instruction)
 
-    def optional(self, output: str, instruction: str) -> str | None:
-        words = len(output.split())
-        if self.s.output_min_words is not None and words < self.s.output_min_words:
-            return "output_too_short"
-        if self.s.output_max_words is not None and words > self.s.output_max_words:
-            return "output_too_long"
-        if self.s.drop_output_repeating_instruction and normalize(instruction) in normalize(output):
-            return "output_repeats_instruction"
-        if self.s.drop_refusals and REFUSAL.search(output):
-            return "refusal"
+    def optional(self, output: str, instruction: str) -> Verdict:
+        words, s = len(output.split()), self.s
+        if s.output_min_words is not None and words < s.output_min_words:
+            return (
+                "output_too_short",
+                f"{words} words, under output_min_words {s.output_min_words}",
+            )
+        if s.output_max_words is not None and words > s.output_max_words:
+            return ("output_too_long", f"{words} words, over output_max_words {s.output_max_words}")
+        if s.drop_output_repeating_instruction and normalize(instruction) in normalize(output):
+            return ("output_repeats_instruction", "the output contains the instruction")
+        if s.drop_refusals and (refusal := REFUSAL.search(output)):
+            return ("refusal", f"{refusal.group(0)!r}")
         return None
 
 
@@ -143,7 +148,7 @@ class Filter:
         if self.answers is not None:  # the teacher's outputs, then the same rules
             got = self.answers.swap(got, drop)
         if got.truncated is not None:
-            drop("truncated", inst=got.truncated)
+            drop("truncated", inst=got.truncated, detail="the reply was cut at max_tokens here")
         if not got.instances:
             return drop("no_instances", detail="the reply held no instance the parser could read")
         valid = []
@@ -155,12 +160,12 @@ class Filter:
                 drop(verdict[0], inst=inst, detail=verdict[1])
         if conflicting(valid):
             for inst in valid:
-                drop("conflicting_outputs", inst=inst)
+                drop("conflicting_outputs", inst=inst, detail="an input with two outputs")
             return
         unique: dict[tuple[str, str], Instance] = {}
         for inst in valid:
             if unique.setdefault((inst.input.strip(), inst.output.strip()), inst) is not inst:
-                drop("duplicate", inst=inst)
+                drop("duplicate", inst=inst, detail="the same input and output again")
         kept = self.sample(rec.id, list(unique.values()), drop)
         for k, inst in enumerate(kept):
             write(row(f"{rec.id}-{k}", rec.instruction, inst, got.is_classification))
@@ -176,9 +181,10 @@ class Filter:
             return instances
         rng = random.Random(f"{self.settings.seed}:{rid}")
         chosen = set(rng.sample(range(len(instances)), cap))
+        detail = f"{len(instances)} instances, max_instances {cap}"
         for k, inst in enumerate(instances):
             if k not in chosen:
-                drop("over_max_instances", inst=inst)
+                drop("over_max_instances", inst=inst, detail=detail)
         return [inst for k, inst in enumerate(instances) if k in chosen]
 
     def drop(
@@ -194,8 +200,7 @@ class Filter:
         record: dict[str, Any] = {"id": rid, "rule": rule, "instruction": instruction}
         if inst is not None:
             record.update(input=inst.input, output=inst.output)
-        if detail:
-            record["detail"] = detail
+        record["detail"] = detail
         self.drops(rule, record)
 
 
@@ -253,7 +258,8 @@ def write_dataset(job: FilterJob) -> FilterReport:
             flag = flags.get(rec.id)
             drop = partial(work.drop, rid=rec.id, instruction=rec.instruction)
             if flag is None or (flag.is_classification is None and flag.preset is None):
-                drop("not_classified")  # a preset's "not asked" (None) is no failed answer
+                # a preset's "not asked" (None) is no failed answer
+                drop("not_classified", detail="stage 2 has not classified it yet")
             elif rec.id not in sets:
                 drop("no_instances", detail="stage 3 has not written its instances yet")
             else:
