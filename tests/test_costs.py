@@ -186,3 +186,15 @@ def test_a_cache_from_before_cached_tokens_is_migrated() -> None:
         "cached_tokens": 0,
         "cost": 0.001,
     }
+
+
+@needs_library
+def test_dry_run_shows_the_prices_and_where_they_come_from() -> None:
+    write_seeds()
+    shown = cli(None, "generate", "--seeds", "seeds.jsonl", "--dry-run")
+    assert shown.exit_code == 0, shown.output
+    settings = json.loads(shown.stdout.split("\n\nFirst prompt:", 1)[0])
+    assert settings["prices"].startswith("$0.15 prompt, $0.075 cached prompt, $0.6 completion")
+    assert "genai-prices" in settings["prices"]
+    flagged = cli(None, "generate", "--seeds", "seeds.jsonl", "--dry-run", "--price-cached", "0")
+    assert "$0 cached prompt" in flagged.stdout and "--price-cached over genai" in flagged.stdout
