@@ -146,12 +146,13 @@ def test_help_shows_every_default() -> None:
         text = CliRunner(env=ENV).invoke(app, [*args, "--help"]).output
         assert not re.search(r"\w \.\s", text), args  # a default swallowed as markup: " ."
         for entry in options(text):
-            if not entry.startswith("--help") and not re.search(r"\[default: |\[required\]", entry):
+            typers = ("--help", "--install-completion", "--show-completion")  # Typer's own
+            if not entry.startswith(typers) and not re.search(r"\[default: |\[required\]", entry):
                 missing.append(f"{' '.join(args)}: {entry.split()[0]}")
     assert missing == []
     generate = " ".join(options(CliRunner(env=ENV).invoke(app, ["generate", "--help"]).output))
     assert "Model name. [env var: SELFINSTRUCT_MODEL] [default: (gpt-4o-mini)]" in generate
-    assert "Requests in flight. [default: (8)]" in generate
+    assert "Requests in flight. [env var: SELFINSTRUCT_CONCURRENCY] [default: (8)]" in generate
 
 
 def test_version_as_an_option_and_a_command() -> None:
