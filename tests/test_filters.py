@@ -28,6 +28,7 @@ check = InstructionFilter()
 def test_rejects_with_reason(text: str, reason: str) -> None:
     verdict = check(text)
     assert verdict is not None and verdict[0] == reason
+    assert verdict[1]  # every reason says what it found (the rejects files' `detail`)
 
 
 @pytest.mark.parametrize(

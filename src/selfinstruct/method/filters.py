@@ -38,7 +38,7 @@ class InstructionFilter:
     def __call__(self, text: str) -> tuple[str, str] | None:
         """(reason, detail) for a rejected instruction, None for a kept one."""
         if not text.strip():
-            return ("empty", "")
+            return ("empty", "no text")
         words = len(text.split())
         if words < MIN_WORDS:
             return ("too_short", f"{words} words")
@@ -47,7 +47,7 @@ class InstructionFilter:
         if self.pattern and (found := self.pattern.search(text)):
             return ("blacklisted_word", found.group(0))
         if text.lower().startswith("write a program"):
-            return ("write_a_program", "")
+            return ("write_a_program", text[: len("write a program")])
         if text[0] in string.punctuation:
             return ("starts_with_punctuation", text[0])
         if not text[0].isascii():
