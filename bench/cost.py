@@ -88,8 +88,8 @@ def main() -> None:
         sys.exit(f"no known prices for {args.model}; pick one of selfinstruct.pricing.PRICES")
     spent = {preset: measure(preset, args.rows, args.model) for preset in RECIPES}
     print(
-        f"per 1,000 dataset rows, at {args.model}'s prices (${prices[0]} in, ${prices[1]} out"
-        " per 1M tokens); fake server, seeds/seed_tasks.jsonl"
+        f"per 1,000 dataset rows, at {args.model}'s prices (${prices.input} in,"
+        f" ${prices.output} out per 1M tokens); fake server, seeds/seed_tasks.jsonl"
     )
     header = ("recipe", "rows", "instr", "requests", "prompt tok", "compl tok", "cost", "batch")
     print("{:<34}{:>6}{:>7}{:>10}{:>12}{:>11}{:>9}{:>9}".format(*header))
