@@ -95,9 +95,10 @@ def test_bash_completes_commands_subcommands_and_options() -> None:
     assert complete("selfinstruct ge") == ["generate"]
     assert complete("selfinstruct batch su") == ["submit"]
     assert set(complete("selfinstruct run --max-re")) == {"--max-retries", "--max-requests"}
+    # the script --install-completion writes, asked for without detecting the parent's shell
+    # (which fails where no shell started the tests)
+    source = {**os.environ, "_SELFINSTRUCT_COMPLETE": "source_bash"}
     script = subprocess.run(
-        [sys.executable, "-m", "selfinstruct", "--show-completion", "bash"],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "selfinstruct"], env=source, capture_output=True, text=True
     )
     assert script.returncode == 0 and "_SELFINSTRUCT_COMPLETE=complete_bash" in script.stdout
