@@ -26,6 +26,7 @@ from typing import Any
 
 from tests.fakealpaca import alpaca_reply, is_teacher, teacher_reply
 from tests.fakebacktranslate import backtranslate_reply, is_backtranslate
+from tests import fakeevolve
 from tests.fakebatch import FakeBatches, batch_route
 from tests.fakecache import PrefixCache
 from tests.fakecorpus import (
@@ -215,6 +216,8 @@ def default_reply(body: dict[str, Any], salt: int = 0) -> str:
         return teacher_reply(body)
     if (tasks := alpaca_reply(prompt, chat, rng)) is not None:
         return tasks
+    if (evolved := fakeevolve.reply(prompt, chat=chat)) is not None:
+        return evolved
     if "Is it classification?" in prompt:
         return classification_answer(prompt, chat=chat)
     start, written = next_number(prompt)

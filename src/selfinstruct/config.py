@@ -194,6 +194,19 @@ class FilterSettings(BaseModel):
     seed: int = 0  # of the per-task sample of at most max_instances
 
 
+class EvolveSettings(BaseModel):
+    """`evolve`: which operations, how many rounds, what share of the pool; sampled decoding."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    ops: list[str] = ["constraints", "deepen", "concretize", "breadth", "harder"]
+    rounds: int = Field(1, ge=1, le=10)
+    sample: float = Field(1.0, gt=0, le=1, description="share of the pool's instructions")
+    max_tokens: int = Field(300, ge=16)
+    temperature: float = Field(0.7, ge=0)
+    seed: int = 0  # of round 1's share and of each instruction's operation
+
+
 class FileConfig(BaseModel):
     """The shape of `selfinstruct.toml`: LLM settings at the top, one table per stage."""
 
@@ -205,6 +218,7 @@ class FileConfig(BaseModel):
     instances: dict[str, Any] = {}
     filter: dict[str, Any] = {}
     backtranslate: dict[str, Any] = {}
+    evolve: dict[str, Any] = {}
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
 

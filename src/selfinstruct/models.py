@@ -10,7 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from selfinstruct.pricing import Prices, cost
 
@@ -102,7 +110,18 @@ class MachineInstruction(Record):
     most_similar: list[Similar] = []
     mean_similarity: float | None = None  # mean ROUGE-L against the pool (None: older pools)
     request: str
-    round: int
+    round: int  # stage 1's request round; for an evolved instruction, its evolution round
+    parent: str | None = None  # `evolve`: the id of the instruction it was rewritten from
+    operation: str | None = None  # `evolve`: constraints, deepen, concretize, breadth, harder
+
+    @model_serializer(mode="wrap")
+    def _lineage_when_evolved(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Stage 1's lines stay as they were: the lineage keys only on evolved instructions."""
+        data: dict[str, Any] = handler(self)
+        if self.parent is None:
+            data.pop("parent", None)
+            data.pop("operation", None)
+        return data
 
 
 class Source(Record):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli import backtranslate, batch, data, distill, hub, stages
+from selfinstruct.cli import backtranslate, batch, data, distill, enrich, hub, stages
 from selfinstruct.cli.base import OFF, app
 
 __all__ = ["app", "main"]
@@ -67,6 +67,8 @@ app.command("stats")(data.stats_cmd)
 app.command("export")(data.export_cmd)
 app.command("push")(hub.push_cmd)
 app.command("report")(data.report_cmd)
+app.command("evolve")(enrich.evolve_cmd)
+app.command("mix")(enrich.mix_cmd)
 
 
 def main() -> None:

@@ -63,7 +63,8 @@ from selfinstruct.config import (
 )
 
 if TYPE_CHECKING:
-    from selfinstruct import GenerateJob, GenerateReport, StageReport
+    from selfinstruct import GenerateJob, GenerateReport, RunJob, StageReport
+    from selfinstruct.stages.evolve import EvolveJob
 
 
 @llm_command
@@ -342,6 +343,13 @@ def run_cmd(
             show_default=NONE,
         ),
     ] = None,
+    evolve: Annotated[
+        str | None,
+        typer.Option(
+            help="Then evolve with these operations (see `evolve`), and process the new ones.",
+            show_default=NONE,
+        ),
+    ] = None,
 ) -> None:
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
     from selfinstruct import RunJob, run_pipeline
@@ -370,11 +378,40 @@ def run_cmd(
         seed=random.randrange(2**31) if seed is None else seed,
         progress=not quiet,
     )
+    if evolve is not None:
+        from selfinstruct.cli.enrich import evolve_job
+
+        evolving = evolve_job(
+            llm, config, pool, evolve, None, None, prompts, None, not quiet, seeds
+        )
+        return run_evolving_cmd(job, evolving, log_file)
     with Log(log_file, quiet) as log:
         report = run_pipeline(job)
         if report.nothing_to_do:
             return log.echo(f"Nothing to do: {pool} is at its target of {report.target}.")
         log.finish("run", run_rows(report), report.stopped, report.incomplete, report.interrupted)
+
+
+def run_evolving_cmd(job: RunJob, evolving: EvolveJob, log_file: Path | None) -> None:
+    """`run --evolve`: the run's summary, evolve's, then the second pass's."""
+    from selfinstruct.cli.enrich import evolve_rows, left
+    from selfinstruct.pipeline.evolving import run_evolving
+
+    quiet = not job.progress
+    with Log(log_file, quiet) as log:
+        report = run_evolving(job, evolving)
+        first, ev, after = report.run, report.evolve, report.after
+        if ev is None:
+            stopped, incomplete, interrupted = first.stopped, first.incomplete, first.interrupted
+            return log.finish("run", run_rows(first), stopped, incomplete, interrupted)
+        if not first.nothing_to_do:
+            log.echo("run: first pass\n" + table(run_rows(first)))
+        if after is None:
+            return log.finish("evolve", evolve_rows(ev), ev.stopped, left(ev), ev.interrupted)
+        log.echo("evolve:\n" + table(evolve_rows(ev)))
+        if after.nothing_to_do:
+            return log.echo(f"Nothing to do: {job.pool.root} is at its target of {after.target}.")
+        log.finish("run", run_rows(after), after.stopped, after.incomplete, after.interrupted)
 
 
 @handle_errors

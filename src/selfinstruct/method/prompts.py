@@ -10,6 +10,8 @@ from pathlib import Path
 
 from selfinstruct.errors import ConfigError
 
+EVOLVE_OPS = ("constraints", "deepen", "concretize", "breadth", "harder")  # prompts/evolve_*.txt
+
 # Fields each template may use; a template missing a required one cannot work.
 FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "generate_completions": ({"examples", "next"}, {"count", "new", "last"}),
@@ -19,6 +21,7 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "instances_input_first": ({"instruction"}, set()),
     "instances_output_first": ({"instruction"}, set()),
     "backtranslate": ({"examples", "answer"}, set()),
+    **{f"evolve_{op}": ({"instruction"}, set()) for op in EVOLVE_OPS},
 }
 
 
