@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 
-from tests.fakecorpus import V, seed_of, sentence
+from tests.fakecorpus import make_instruction, seed_of, sentence
 
 TITLES = {
     "# Adding constraints": "constraints",
@@ -83,10 +83,7 @@ def rewrite(op: str, text: str) -> str:
             f"{base}, and also handle the hardest exception to it, justifying each choice "
             f"against an alternative, knowing that {extra}."
         )
-    topic = rng.choice(V["topic"])
-    return (
-        f"Describe a rarely discussed aspect of {topic} for a curious reader, given that {extra}."
-    )
+    return make_instruction(rng, bad_rate=0.0)  # breadth: a new task, not a rewrite
 
 
 def _sentences(base: str) -> int:
