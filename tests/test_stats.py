@@ -138,6 +138,7 @@ def test_stats_json_has_exact_numbers_for_a_hand_made_pool() -> None:
         "verbs",
         "lengths",
         "filter_rules",
+        "diversity",
     ]
     assert doc["pool"] == "data"
     assert doc["seeds"] == {
@@ -232,8 +233,13 @@ def test_stats_text_is_aligned_tables() -> None:
         "  0-4                0      2       3",
     ]
     assert sections[4] == (
-        "Dropped by `selfinstruct filter`, per rule\n  too_similar     2\n  not_classified  1\n"
+        "Dropped by `selfinstruct filter`, per rule\n  too_similar     2\n  not_classified  1"
     )
+    assert sections[5].splitlines()[1:4] == [
+        "                            pool",
+        "  instructions: MTLD        33.6",
+        "    distinct-1             0.759",
+    ]
 
 
 def test_stats_before_filter_uses_the_pool() -> None:

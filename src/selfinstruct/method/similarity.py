@@ -13,6 +13,7 @@ same floating-point expression. Two exact searches, both deciding with that expr
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
@@ -32,7 +33,7 @@ from selfinstruct.method._prefix import (
     f_measure,
 )
 
-__all__ = ["DedupResult", "RougeIndex", "dedup", "rouge_l", "tokenize"]
+__all__ = ["DedupResult", "RougeIndex", "dedup", "mean_pairwise", "rouge_l", "tokenize"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _CODE_POINTS = 0x110000  # token ids below this travel as one character each
@@ -43,6 +44,7 @@ _BLOCK = 4096  # dedup decides this many texts per vectorized step
 _SCAN = 1024  # pools up to this size are simply scanned: cheaper than the prefix filter
 _FIRST = 12  # top-k queries first score about _FIRST * (k + 2) texts with the best bounds
 _SAMPLE = 2048  # ratios sampled to find where the first level starts
+_ROWS = 256  # mean_pairwise scores this many texts against all at once
 _MEAN_SAMPLE = 1024  # stage 1's mean similarity is exact up to this pool size, sampled above
 _SLACK = 1 + 1e-6  # covers float32 rounding: 2 * ratio * _SLACK bounds the exact F from above
 
@@ -72,6 +74,25 @@ def rouge_l(a: str, b: str) -> float:
     sa = [ids.setdefault(w, len(ids)) for w in ta]
     sb = [ids.setdefault(w, len(ids)) for w in tb]
     return _f(int(LCSseq.similarity(sa, sb)), len(ta), len(tb))
+
+
+def mean_pairwise(texts: Sequence[str]) -> float | None:
+    """The mean ROUGE-L F over all pairs of `texts` (each pair once), exact; None under 2 texts."""
+    if len(texts) < 2:
+        return None
+    vocab = _Vocab()
+    seqs = [vocab.encode(t) for t in texts]
+    lens = np.array([len(s) for s in seqs], dtype=np.int64)
+    parts: list[float] = []
+    n = len(seqs)
+    for start in range(0, n, _ROWS):  # a block of rows at a time: memory O(_ROWS * n)
+        rows = seqs[start : start + _ROWS]
+        lcs = process.cdist(rows, seqs, scorer=LCSseq.similarity, dtype=np.int64)
+        m = lens[start : start + _ROWS, None]
+        scores = f_measure(lcs, np.broadcast_to(m, lcs.shape), np.broadcast_to(lens, lcs.shape))
+        above = np.arange(n)[None, :] > np.arange(start, start + len(rows))[:, None]
+        parts.extend(scores[above].tolist())
+    return math.fsum(parts) / (n * (n - 1) // 2)  # correctly rounded: the same in any order
 
 
 def _lcs(left: Sequence[Seq], right: Sequence[Seq]) -> Ints:

@@ -28,6 +28,7 @@ from selfinstruct.outputs.stats import (
     Verb,
     bin_label,
     dataset_path,
+    diversity_rows,
     mean_label,
     pool_stats,
     read_dataset,
@@ -253,6 +254,17 @@ def summary_html(stats: Stats) -> str:
     return table([esc(h) for h in header], body, numeric=len(header) - 1)
 
 
+def diversity_html(stats: Stats) -> str:
+    header, *rows = diversity_rows(stats.diversity)
+    body = ([label(r[0]), *(esc(c) for c in r[1:])] for r in rows)
+    note = (
+        "<p>MTLD of the machine instructions and their outputs, comparable with published "
+        "figures (Self-Instruct-52K 25.9, FLAN-T5 48.5, ShareGPT 77.3); distinct-n; the mean "
+        "ROUGE-L over all pairs of a seeded sample.</p>"
+    )
+    return note + table([esc(h) for h in header], body, numeric=len(header) - 1)
+
+
 def filter_html(stats: Stats) -> str:
     if not stats.filter_rules:
         return "<p>Nothing dropped, or <code>selfinstruct filter</code> has not run yet.</p>"
@@ -363,6 +375,7 @@ def render(
             + img(verbs_chart(stats), "verbs and objects"),
         ),
         section("stage1", "Rejected by stage 1", stage1_html(*stage1)),
+        section("diversity", "Lexical diversity", diversity_html(stats)),
         section("filter", "Dropped by the filter", filter_html(stats)),
         section("kept", f"A sample of kept records ({len(kept)})", kept_html(kept)),
         section(

@@ -30,6 +30,7 @@ from selfinstruct.models import (
     Record,
     SeedTask,
 )
+from selfinstruct.outputs.diversity import DiversityColumn, pool_diversity
 from selfinstruct.store.pool import Pool
 
 LENGTH_EDGES = (0, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300)
@@ -147,6 +148,8 @@ class Stats(BaseModel):
     verbs: list[Verb]
     lengths: Lengths
     filter_rules: dict[str, int]
+    # the machine pool's instructions and stage 3 outputs; with evolved ones, before and after
+    diversity: list[DiversityColumn]
 
 
 def words(text: str) -> int:
@@ -310,6 +313,7 @@ def pool_stats(pool: Pool) -> Stats:
     check_pool(pool)
     seeds = list(pool.read(pool.seeds, SeedTask))
     machine = machine_tasks(pool)
+    evolved = {r.instruction for r in pool.read(pool.instructions, MachineInstruction) if r.parent}
     has_dataset = dataset_path(pool).exists()
     dataset = dataset_tasks(read_dataset(pool)) if has_dataset else None
     rules = Counter(r.rule for r in read_rejects(pool))
@@ -324,6 +328,7 @@ def pool_stats(pool: Pool) -> Stats:
         verbs=verbs(t.instruction for t in machine),
         lengths=lengths(machine, "pool") if dataset is None else lengths(dataset, "dataset"),
         filter_rules=ranked_counts(rules),
+        diversity=pool_diversity(machine, evolved),
     )
 
 
@@ -417,6 +422,37 @@ def rules_text(rules: dict[str, int]) -> str:
     return "Dropped by `selfinstruct filter`, per rule\n" + table
 
 
+def diversity_rows(columns: list[DiversityColumn]) -> list[list[str]]:
+    """One row per figure, one column per part (the pool, or before and after evolve)."""
+    rows = [["", *(c.label for c in columns)]]
+    for part in ("instructions", "outputs"):
+        for key, name in DIVERSITY_ROWS:
+            values = [getattr(getattr(c, part), key) for c in columns]
+            label = f"{part}: {name}" if key == "mtld" else f"  {name}"
+            rows.append([label, *map(figure, values)])
+    return rows
+
+
+DIVERSITY_ROWS = (
+    ("mtld", "MTLD"),
+    ("distinct_1", "distinct-1"),
+    ("distinct_2", "distinct-2"),
+    ("rouge_l", "mean pairwise ROUGE-L"),
+)
+
+
+def figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.3f}"
+
+
+def diversity_text(columns: list[DiversityColumn]) -> str:
+    sample = max(c.instructions.rouge_sample for c in columns)
+    return (
+        "Lexical diversity (MTLD as published: Self-Instruct-52K 25.9, FLAN-T5 48.5, ShareGPT "
+        f"77.3; ROUGE-L over a seeded sample of up to {sample})\n" + grid(diversity_rows(columns))
+    )
+
+
 def render_text(stats: Stats) -> str:
     """`selfinstruct stats` as aligned plain-text tables."""
     note = "" if stats.dataset is not None else " (no dataset.jsonl yet)"
@@ -427,5 +463,6 @@ def render_text(stats: Stats) -> str:
             verbs_text(stats.verbs),
             lengths_text(stats.lengths),
             rules_text(stats.filter_rules),
+            diversity_text(stats.diversity),
         ]
     )
