@@ -14,7 +14,7 @@ Tokens are ROUGE-L's (lowercase runs of [a-z0-9]), so the three agree on what a 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -38,7 +38,7 @@ class Figures(BaseModel):
     rouge_sample: int
 
 
-def mtld(ids: Sequence[int], threshold: float = MTLD_THRESHOLD) -> float | None:
+def mtld(ids: Sequence[Hashable], threshold: float = MTLD_THRESHOLD) -> float | None:
     """MTLD of a token sequence (any hashable tokens); None for an empty one."""
     if not ids:
         return None
@@ -47,8 +47,8 @@ def mtld(ids: Sequence[int], threshold: float = MTLD_THRESHOLD) -> float | None:
     return (forward + backward) / 2
 
 
-def _mtld_pass(ids: Sequence[int], threshold: float) -> float:
-    seen: set[int] = set()
+def _mtld_pass(ids: Sequence[Hashable], threshold: float) -> float:
+    seen: set[Hashable] = set()
     count, factors, ttr = 0, 0.0, 1.0
     for token in ids:
         count += 1
