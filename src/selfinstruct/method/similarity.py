@@ -85,12 +85,12 @@ def mean_pairwise(texts: Sequence[str]) -> float | None:
     lens = np.array([len(s) for s in seqs], dtype=np.int64)
     parts: list[float] = []
     n = len(seqs)
-    for start in range(0, n, _ROWS):  # a block of rows at a time: memory O(_ROWS * n)
-        rows = seqs[start : start + _ROWS]
-        lcs = process.cdist(rows, seqs, scorer=LCSseq.similarity, dtype=np.int64)
-        m = lens[start : start + _ROWS, None]
-        scores = f_measure(lcs, np.broadcast_to(m, lcs.shape), np.broadcast_to(lens, lcs.shape))
-        above = np.arange(n)[None, :] > np.arange(start, start + len(rows))[:, None]
+    for start in range(0, n, _ROWS):  # a block of rows against the texts from its first on
+        rows, cols = seqs[start : start + _ROWS], seqs[start:]
+        lcs = process.cdist(rows, cols, scorer=LCSseq.similarity, dtype=np.int64)
+        m = np.broadcast_to(lens[start : start + _ROWS, None], lcs.shape)
+        scores = f_measure(lcs, m, np.broadcast_to(lens[start:], lcs.shape))
+        above = np.arange(len(cols))[None, :] > np.arange(len(rows))[:, None]
         parts.extend(scores[above].tolist())
     return math.fsum(parts) / (n * (n - 1) // 2)  # correctly rounded: the same in any order
 

@@ -88,10 +88,15 @@ def distinct(ids: np.ndarray, starts: np.ndarray, n: int) -> float | None:
     keys = np.zeros(count, dtype=np.int64)
     for k in range(n):
         keys = keys * base + ids[k : k + count]
-    first = np.arange(count)
-    text = np.searchsorted(starts, first, side="right") - 1  # the text each n-gram starts in
-    kept = keys[first + n <= starts[text + 1]]
-    return len(np.unique(kept)) / len(kept) if len(kept) else None
+    inside = np.ones(count, dtype=bool)
+    bounds = starts[1:-1]  # an n-gram starting at i crosses b when b - n < i < b
+    for k in range(1, n):
+        crossing = bounds - k
+        inside[crossing[(crossing >= 0) & (crossing < count)]] = False
+    kept = np.sort(keys[inside])  # sorted, distinct keys are where the value changes
+    if not len(kept):
+        return None
+    return (1 + int(np.count_nonzero(kept[1:] != kept[:-1]))) / len(kept)
 
 
 def figures(texts: Sequence[str], seed: int = 0, sample: int = ROUGE_SAMPLE) -> Figures:
