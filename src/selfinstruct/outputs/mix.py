@@ -50,10 +50,12 @@ class SourceReport:
     kept: int = 0
     duplicates: int = 0  # near-duplicates met before the count was reached
     multi_turn: int = 0  # chat records of which only the first exchange was taken
+    whole: bool = False  # no count or share: all the file has, less its near-duplicates
 
     @property
     def short(self) -> int:
-        return self.wanted - self.kept
+        """How far below its count or share the source fell (it ran out of records)."""
+        return 0 if self.whole else self.wanted - self.kept
 
 
 @dataclass
@@ -223,7 +225,8 @@ def mix(job: MixJob) -> MixReport:
     report = MixReport()
     taken: list[dict[str, str]] = []
     for source, records, want in zip(job.sources, loaded, wanted, strict=True):
-        part = SourceReport(source.name, available=len(records), wanted=want)
+        whole = source.share is None and source.count is None
+        part = SourceReport(source.name, available=len(records), wanted=want, whole=whole)
         report.sources.append(part)
         taken += take(records, want, job, part, [prompt_text(r) for r in taken])
     random.Random(f"{job.seed}:mix").shuffle(taken)
