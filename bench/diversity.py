@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from selfinstruct.outputs.diversity import figures
+from selfinstruct.outputs.diversity import diversity_figures
 
 VOCAB = 30_000
 
@@ -96,7 +96,7 @@ def main() -> None:
         print(f"selfinstruct stats, {args.records} instructions: {whole:.2f} s")
         for name, texts in (("instructions", instructions), ("outputs", outputs)):
             started = time.perf_counter()
-            result = figures(texts)
+            result = diversity_figures(texts)
             took = time.perf_counter() - started
             print(
                 f"  diversity of {len(texts)} {name} ({result.tokens} tokens): {took:.2f} s "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from selfinstruct.method.similarity import mean_pairwise, rouge_l
 from selfinstruct.models import MachineInstruction, stable_id
-from selfinstruct.outputs.diversity import distinct, encode, figures, mtld
+from selfinstruct.outputs.diversity import distinct, diversity_figures, encode, mtld
 from tests.pooldata import SEEDS, invoke
 
 WORDS = ["".join(p) for p in itertools.product("abcdefgh", repeat=2)]
@@ -80,7 +81,11 @@ def test_mean_pairwise_is_the_mean_of_rouge_l_over_all_pairs() -> None:
 
 def test_figures_sample_is_seeded() -> None:
     texts = [f"task {i} about {WORDS[i % 30]} and {WORDS[(i * 7) % 50]}" for i in range(50)]
-    one, again, other = figures(texts, 1, 20), figures(texts, 1, 20), figures(texts, 2, 20)
+    one, again, other = (
+        diversity_figures(texts, 1, 20),
+        diversity_figures(texts, 1, 20),
+        diversity_figures(texts, 2, 20),
+    )
     assert one == again and one.rouge_sample == 20 and one.rouge_l != other.rouge_l
     assert one.mtld == other.mtld and one.texts == 50
 
@@ -110,8 +115,19 @@ def test_stats_shows_diversity_before_and_after_evolve() -> None:
     assert result.exit_code == 0, result.output
     before, after = json.loads(result.stdout)["diversity"]
     assert (before["label"], after["label"]) == ("before evolve", "after evolve")
-    assert before["instructions"] == figures(base).model_dump()
-    assert after["instructions"] == figures([*base, grown]).model_dump()
+    assert before["instructions"] == diversity_figures(base).model_dump()
+    assert after["instructions"] == diversity_figures([*base, grown]).model_dump()
     assert after["instructions"]["distinct_1"] > before["instructions"]["distinct_1"]
     text = invoke(None, "stats").stdout
     assert "before evolve  after evolve" in text
+
+
+def test_the_python_api_example(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/python.md's diversity block. By hand: 14 tokens, 10 types; MTLD: forward, the
+    factor ends at the 13th token ("about", 9/13) and "rain" is left with TTR 1, backward at
+    the 14th (10/14): 14 / 1 both ways; ROUGE-L: only the two poems share words (LCS 4 of 6
+    and 5: F 8/11), over 3 pairs."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "python.md"
+    block = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)[2]
+    exec(compile(block, str(doc), "exec"), {})
+    assert capsys.readouterr().out == f"14 14.0 {10 / 14:.3f} {8 / 11 / 3:.3f}\n"

@@ -45,6 +45,14 @@ _WHERE = {
     "distill_file": "selfinstruct.outputs.distill_file",
     "dedup": "selfinstruct.method.similarity",
     "rouge_l": "selfinstruct.method.similarity",
+    "evolve": "selfinstruct.stages.evolve",
+    "EvolveJob": "selfinstruct.stages.evolve",
+    "EvolveReport": "selfinstruct.stages.evolve",
+    "EvolveSettings": "selfinstruct.config",
+    "mix": "selfinstruct.outputs.mix",
+    "MixJob": "selfinstruct.outputs.mix",
+    "parse_source": "selfinstruct.outputs.mix",
+    "diversity_figures": "selfinstruct.outputs.diversity",
 }
 __all__ = [
     "__version__",
@@ -79,12 +87,21 @@ __all__ = [
     "pool_status",
     "dedup",
     "rouge_l",
+    "evolve",
+    "EvolveJob",
+    "EvolveReport",
+    "EvolveSettings",
+    "mix",
+    "MixJob",
+    "parse_source",
+    "diversity_figures",
 ]
 
 if TYPE_CHECKING:
     from selfinstruct.config import (
         BacktranslateSettings,
         ClassifySettings,
+        EvolveSettings,
         FilterSettings,
         GenerateSettings,
         InstancesSettings,
@@ -93,6 +110,8 @@ if TYPE_CHECKING:
     from selfinstruct.errors import SelfInstructError
     from selfinstruct.method.similarity import dedup, rouge_l
     from selfinstruct.outputs.distill_file import distill_file
+    from selfinstruct.outputs.diversity import diversity_figures
+    from selfinstruct.outputs.mix import MixJob, mix, parse_source
     from selfinstruct.pipeline.run import RunJob, RunReport, run_pipeline
     from selfinstruct.pipeline.status import pool_status
     from selfinstruct.stages.backtranslate import (
@@ -103,6 +122,7 @@ if TYPE_CHECKING:
     from selfinstruct.stages.base import StageJob, StageReport
     from selfinstruct.stages.classify import classify
     from selfinstruct.stages.distill import DistillJob, DistillSettings, distill
+    from selfinstruct.stages.evolve import EvolveJob, EvolveReport, evolve
     from selfinstruct.stages.filter import FilterJob, FilterReport, filter_pool
     from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate
     from selfinstruct.stages.instances import instances

@@ -99,7 +99,7 @@ def distinct(ids: np.ndarray, starts: np.ndarray, n: int) -> float | None:
     return (1 + int(np.count_nonzero(kept[1:] != kept[:-1]))) / len(kept)
 
 
-def figures(texts: Sequence[str], seed: int = 0, sample: int = ROUGE_SAMPLE) -> Figures:
+def diversity_figures(texts: Sequence[str], seed: int = 0, sample: int = ROUGE_SAMPLE) -> Figures:
     ids, starts = encode(texts)
     array = np.array(ids, dtype=np.int64)
     chosen = random.Random(seed).sample(list(texts), sample) if len(texts) > sample else texts
@@ -139,8 +139,8 @@ def column(label: str, tasks: Sequence[_Task], seed: int = 0) -> DiversityColumn
     outputs = [inst.output for task in tasks for inst in task.instances]
     return DiversityColumn(
         label=label,
-        instructions=figures([t.instruction for t in tasks], seed),
-        outputs=figures(outputs, seed),
+        instructions=diversity_figures([t.instruction for t in tasks], seed),
+        outputs=diversity_figures(outputs, seed),
     )
 
 
