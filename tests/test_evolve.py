@@ -282,3 +282,44 @@ def test_fake_outcomes_are_spread() -> None:
     kinds = [fakeevolve.outcome(f"task {rng.random()}") for _ in range(400)]
     assert {"rewrite", *fakeevolve.OUTCOMES} == set(kinds)
     assert kinds.count("rewrite") > 250
+
+
+def test_batch_path_round_by_round_then_online_finds_every_answer(
+    make_server: MakeServer,
+) -> None:
+    server = make_server()
+    parents = make_pool(PARENTS)
+    first = cli(server, "evolve", "--batch", "--rounds", "2", "--ops", "deepen")
+    assert first.exit_code == 0, first.output
+    assert re.search(r"submitted\s+4 requests in 1 file \(evolve 4\)", first.output)
+    assert not [r for r in server.requests if r.path == "/v1/chat/completions"]
+    files = server.files_batches
+    [requests] = [files.lines(f) for f, meta in files.files.items() if meta["purpose"] == "batch"]
+    assert {fakeevolve.instruction(r["body"]["messages"][0]["content"]) for r in requests} == set(
+        PARENTS
+    )
+    waiting = cli(server, "evolve", "--batch", "--rounds", "2", "--ops", "deepen").output
+    assert re.search(r"waiting +1 evolve in_progress", waiting) and "submitted" not in waiting
+    server.finish_batches()
+    second = cli(server, "evolve", "--batch", "--rounds", "2", "--ops", "deepen")
+    assert second.exit_code == 0, second.output
+    assert re.search(r"evolved\s+4 new instructions, 0 rejected", second.output)
+    assert re.search(r"submitted\s+4 requests in 1 file \(evolve 4\)", second.output)  # round 2
+    assert {r["parent"] for r in evolved()} == {p.id for p in parents}
+    server.finish_batches()
+    assert cli(server, "evolve", "--batch", "--rounds", "2", "--ops", "deepen").exit_code == 0
+    records = evolved()
+    assert [r["round"] for r in records] == [1] * 4 + [2] * 4
+    # the same requests as online: evolve and a cleared pool find every answer in the cache
+    server.requests.clear()
+    path = Path("data/instructions.jsonl")
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:4]))
+    online = cli(server, "evolve", "--rounds", "2", "--ops", "deepen")
+    assert online.exit_code == 0 and server.requests == []
+    assert "0 sent, 8 from cache" in online.output
+    fields = ("id", "instruction", "parent", "operation", "round")
+    assert {tuple(r[f] for f in fields) for r in evolved()} == {
+        tuple(r[f] for f in fields) for r in records
+    }
+    spent = json.loads(Path("data/run.json").read_text())["stages"]["evolve"]["totals"]
+    assert spent["batched"] == 8

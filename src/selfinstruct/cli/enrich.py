@@ -9,6 +9,7 @@ import typer
 
 from selfinstruct.cli.base import (
     NONE,
+    BatchOpt,
     PoolOpt,
     ProgressOpt,
     PromptsOpt,
@@ -83,11 +84,19 @@ def evolve_cmd(
     seed: EvolveSeedOpt = None,
     prompts: PromptsOpt = None,
     progress: ProgressOpt = True,
+    batch: BatchOpt = False,
 ) -> None:
     """Rewrite pool instructions into more complex, concrete, harder or rarer new ones."""
     from selfinstruct.stages.evolve import evolve
 
     job = evolve_job(llm, config, pool, ops, rounds, sample, prompts, seed, progress)
+    if batch:
+        from selfinstruct.cli.batch import batch_job, print_batch
+        from selfinstruct.pipeline.batch import advance
+
+        plan = batch_job(llm, config, pool, ("evolve",), prompts)
+        plan.evolve = job
+        return print_batch("evolve", advance(plan))
     report = evolve(job)
     finish("evolve", evolve_rows(report), report.stopped, left(report), report.interrupted)
 

@@ -323,6 +323,10 @@ def pool_rows(report: BatchReport) -> list[tuple[str, str]]:
         rows.append(("classified", f"{n['yes']} yes, {n['no']} no, {n['unparsed']} unparsed"))
     if tasks := n["output_first"] + n["input_first"]:
         rows.append(("instances", f"{n['instances']} for {tasks} instructions"))
+    if n["evolved"] + n["evolve_rejected"]:
+        rows.append(
+            ("evolved", f"{n['evolved']} new instructions, {n['evolve_rejected']} rejected")
+        )
     if (dataset := report.dataset) is not None:
         rows.append(("dataset", f"{dataset.instances_kept} instances -> {dataset.out}"))
     return rows

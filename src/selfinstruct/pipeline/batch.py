@@ -43,6 +43,8 @@ from selfinstruct.pipeline.run import dataset_current, resolve_target
 from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.pricing import Prices, cost
 from selfinstruct.stages.alpaca import settle_preset
+from selfinstruct.stages.evolve import STAGE as EVOLVE
+from selfinstruct.stages.evolve import EvolveJob, Evolver, templates
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
 from selfinstruct.store import manifest
@@ -70,6 +72,7 @@ class BatchJob:
     add: int | None = None
     seed: int = 0
     filter: FilterSettings | None = None  # `run --batch`: saves the target, runs stage 4
+    evolve: EvolveJob | None = None  # `evolve --batch`: with "evolve" in stages
 
 
 @dataclass
@@ -134,6 +137,15 @@ class Batches:
         self.remote = Remote(self.ledger, job.llm)
         self.gen = self.generator()
         self.cls, self.ins = workers(job, self.llms)
+        self.evolver = self.evolution()
+
+    def evolution(self) -> Evolver | None:
+        """`evolve --batch`: the Evolver on a request-building LLM of its own."""
+        if self.job.evolve is None:
+            return None
+        llm = LLM(self.job.llm, self.cache, self.failures, EVOLVE, connect=False)
+        self.llms[EVOLVE], self.report.usage[EVOLVE] = llm, llm.usage
+        return Evolver(self.pool, llm, self.job.evolve, templates(self.job.evolve))
 
     def resolve_target(self) -> int | None:
         """Stage 1's target: -n, else the one `run` saved, else the last generate batch's."""
@@ -231,6 +243,11 @@ class Batches:
                 if (got := self.cache.get(req.key)) is not None:
                     self.ins.record(c, (req.key, got))
         self.report.counts = self.cls.report.counts + self.ins.report.counts
+        if self.evolver is not None:
+            self.evolver.apply_cached()
+            done = self.evolver.report
+            self.report.counts["evolved"] += sum(done.accepted.values())
+            self.report.counts["evolve_rejected"] += sum(done.rejected.values())
 
     def to_classify(self) -> list[MachineInstruction]:
         return self.pool.work().unclassified
@@ -250,7 +267,9 @@ class Batches:
     # -- submit: what each stage needs next
 
     def next_requests(self, stage: str, busy: set[str]) -> Iterator[Request]:
-        if stage == "generate":
+        if stage == EVOLVE and self.evolver is not None:
+            yield from self.evolver.next_requests(busy)
+        elif stage == "generate":
             yield from self.next_rounds()
         elif stage == "classify":
             chains = (self.classify_chain(item) for item in self.to_classify())
@@ -316,6 +335,8 @@ class Batches:
                 manifest.record_stage(self.pool, stage, entry, usage)
         if self.gen is not None:
             self.gen.close()
+        if self.evolver is not None:
+            self.evolver.close()
         self.cls.out.close()
         self.ins.out.close()
         self.ledger.close()

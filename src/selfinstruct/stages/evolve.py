@@ -16,7 +16,7 @@ import hashlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,10 +149,32 @@ class Evolver:
         return self.llm.request(prompt, params, parent=parent.id, op=op, round=round_no)
 
     def pending(self, round_no: int) -> list[tuple[MachineInstruction, int]]:
+        """This round's parents whose request is not recorded yet."""
         items = [(parent, round_no) for parent in self.parents(round_no)]
-        todo = [item for item in items if self.build(item).key not in self.recorded]
-        self.report.done_before += len(items) - len(todo)
-        return todo
+        return [item for item in items if self.build(item).key not in self.recorded]
+
+    def rounds(self) -> Iterator[tuple[int, list[tuple[MachineInstruction, int]]]]:
+        """(round, its pending items), each computed after the previous round was recorded."""
+        for round_no in range(1, self.settings.rounds + 1):
+            yield round_no, self.pending(round_no)
+
+    # -- batch mode (pipeline.batch): build without sending, apply what the cache holds
+
+    def apply_cached(self) -> None:
+        for _, items in self.rounds():
+            for item in items:
+                req = self.build(item)
+                if (got := self.llm.cache.get(req.key)) is not None:
+                    self.record(item, (req, got))
+
+    def next_requests(self, busy: set[str]) -> Iterator[Request]:
+        """The requests of the first round with work left that nothing holds yet."""
+        for _, items in self.rounds():
+            reqs = [self.build(item) for item in items]
+            fresh = [r for r in reqs if r.key not in busy and self.llm.cache.get(r.key) is None]
+            if items:
+                yield from fresh
+                return
 
     async def ask(self, item: tuple[MachineInstruction, int]) -> tuple[Request, Completion | None]:
         req = self.build(item)
@@ -221,8 +243,8 @@ class Evolver:
         report = self.report
         started = time.monotonic()
         try:
-            for round_no in range(1, self.settings.rounds + 1):
-                items = self.pending(round_no)
+            for round_no, items in self.rounds():
+                report.done_before += len(self.parents(round_no)) - len(items)
                 parked = StageReport()
                 items = leave_to_batches(reserved, items, self.build, parked)
                 report.in_open_batches += parked.counts["in_open_batches"]
@@ -242,15 +264,18 @@ class Evolver:
         self.rejected_out.close()
 
 
+def templates(job: EvolveJob) -> dict[str, Template]:
+    return {op: load_template(f"evolve_{op}", job.prompts) for op in job.stage.ops}
+
+
 def evolve(job: EvolveJob) -> EvolveReport:
     """Run the evolve rounds over the pool (a cap or a signal stops it; a re-run goes on)."""
-    templates = {op: load_template(f"evolve_{op}", job.prompts) for op in job.stage.ops}
     pool = job.pool
     with pool.writing(), llm_session(pool, job.llm, STAGE) as llm:
-        evolver = Evolver(pool, llm, job, templates)
+        evolver = Evolver(pool, llm, job, templates(job))
         entry = {
             STAGE: job.stage.model_dump(mode="json"),
-            "prompts": {t.name: t.sha256 for t in templates.values()},
+            "prompts": {t.name: t.sha256 for t in evolver.templates.values()},
         }
         first = len(evolver.parents(1))  # the bar's total: round 1's share, once per round
         bar = progress(STAGE, first * job.stage.rounds, 0, "instr", job.progress)
