@@ -109,6 +109,16 @@ def test_every_rejection_reason_lands_in_the_rejects_file(make_server: MakeServe
     assert [r["parent"] for r in evolved()] == [stable_id("i", taken)]
 
 
+def test_a_reply_cut_at_max_tokens_is_rejected(make_server: MakeServer) -> None:
+    server = make_server()
+    make_pool(PARENTS[:1])
+    server.script("length")
+    assert cli(server, "evolve", "--ops", "harder").exit_code == 0
+    [reject] = evolve_rejects()
+    assert reject["reason"] == "cut_off" and "max_tokens (300)" in str(reject["detail"])
+    assert evolved() == []
+
+
 def test_an_empty_reply_is_rejected_and_a_chatty_one_cleaned(make_server: MakeServer) -> None:
     make_pool(PARENTS[:1])
     assert cli(make_server(reply=fixed_reply("  \n")), "evolve").exit_code == 0
@@ -202,9 +212,9 @@ def test_completions_api(make_server: MakeServer) -> None:
     server = make_server()
     make_pool(PARENTS[:2])
     assert cli(server, "evolve", "--api", "completions", "--ops", "harder").exit_code == 0
-    assert [r["instruction"] for r in evolved()] == [
+    assert sorted(str(r["instruction"]) for r in evolved()) == sorted(
         fakeevolve.rewrite("harder", p) for p in PARENTS[:2]
-    ]
+    )
     assert all(
         str(r.body["prompt"]).endswith("Rewritten instruction:") for r in server.requests if r.body
     )

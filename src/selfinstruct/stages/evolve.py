@@ -192,6 +192,8 @@ class Evolver:
             return
         text = clean_reply(completion.text)
         verdict = changed(parent.instruction, text) or self.check(text)
+        if completion.finish_reason == "length" and verdict is None:
+            verdict = ("cut_off", f"the reply reached max_tokens ({self.settings.max_tokens})")
         if verdict is None and (match := self.index.near_duplicate(text)) is not None:
             score, best = match
             verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
