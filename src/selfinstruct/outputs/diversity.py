@@ -14,6 +14,7 @@ Tokens are ROUGE-L's (lowercase runs of [a-z0-9]), so the three agree on what a 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Hashable, Sequence
 from typing import Protocol
 
@@ -23,7 +24,10 @@ from pydantic import BaseModel
 from selfinstruct.method.similarity import mean_pairwise, tokenize
 
 MTLD_THRESHOLD = 0.72
-ROUGE_SAMPLE = 1000  # texts in the pairwise ROUGE-L sample: 499,500 pairs
+ROUGE_SAMPLE = 1000
+_TOKEN_OR_END = re.compile(
+    r"[a-z0-9]+|\x00"
+)  # similarity.tokenize's tokens, or a text's end  # texts in the pairwise ROUGE-L sample: 499,500 pairs
 
 
 class Figures(BaseModel):
@@ -49,17 +53,17 @@ def mtld(ids: Sequence[Hashable], threshold: float = MTLD_THRESHOLD) -> float | 
 
 def _mtld_pass(ids: Sequence[Hashable], threshold: float) -> float:
     seen: set[Hashable] = set()
-    count, factors, ttr = 0, 0.0, 1.0
+    count, factors = 0, 0.0
     for token in ids:
         count += 1
-        seen.add(token)
-        ttr = len(seen) / count
-        if ttr <= threshold:
+        if token not in seen:
+            seen.add(token)  # a new type only raises the ratio: no factor can end here
+        elif len(seen) / count <= threshold:
             factors += 1
             seen = set()
             count = 0
     if count:
-        factors += (1 - ttr) / (1 - threshold)
+        factors += (1 - len(seen) / count) / (1 - threshold)
     if factors == 0:  # the type-token ratio never fell: every token differs
         overall = len(set(ids)) / len(ids)
         factors = 1.0 if overall == 1 else (1 - overall) / (1 - threshold)
@@ -67,14 +71,22 @@ def _mtld_pass(ids: Sequence[Hashable], threshold: float) -> float:
 
 
 def encode(texts: Sequence[str]) -> tuple[list[int], np.ndarray]:
-    """All tokens of `texts` as ids, in order, and where each text starts (n + 1 offsets)."""
-    vocab: dict[str, int] = {}
-    ids: list[int] = []
-    starts = [0]
-    for text in texts:
-        ids.extend([vocab.setdefault(w, len(vocab)) for w in tokenize(text)])
-        starts.append(len(ids))
-    return ids, np.array(starts, dtype=np.int64)
+    """All tokens of `texts` as ids, in order, and where each text starts (n + 1 offsets).
+
+    One regular-expression pass over the texts joined by a separator that no token holds;
+    tokens are the same as tokenize's (each text lowercased, runs of [a-z0-9])."""
+    if not texts:
+        return [], np.zeros(1, dtype=np.int64)
+    if any("\x00" in text for text in texts):  # NUL is no token: a space keeps the tokens
+        texts = [text.replace("\x00", " ") for text in texts]
+    tokens = _TOKEN_OR_END.findall("\x00".join(texts).lower())
+    vocab = {w: i for i, w in enumerate(w for w in dict.fromkeys(tokens) if w != "\x00")}
+    vocab["\x00"] = -1
+    ids = list(map(vocab.__getitem__, tokens))
+    ends = np.flatnonzero(np.array(ids, dtype=np.int64) == -1)  # ends[k]: k tokens of ends before
+    inner = ends - np.arange(len(ends))  # where texts 2.. start, in the ids without separators
+    starts = np.concatenate(([0], inner, [len(ids) - len(ends)])).astype(np.int64)
+    return ([i for i in ids if i >= 0] if len(ends) else ids), starts
 
 
 def distinct(ids: np.ndarray, starts: np.ndarray, n: int) -> float | None:
