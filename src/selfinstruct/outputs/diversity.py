@@ -21,13 +21,11 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel
 
-from selfinstruct.method.similarity import mean_pairwise, tokenize
+from selfinstruct.method.similarity import mean_pairwise
 
 MTLD_THRESHOLD = 0.72
-ROUGE_SAMPLE = 1000
-_TOKEN_OR_END = re.compile(
-    r"[a-z0-9]+|\x00"
-)  # similarity.tokenize's tokens, or a text's end  # texts in the pairwise ROUGE-L sample: 499,500 pairs
+ROUGE_SAMPLE = 1000  # texts in the pairwise ROUGE-L sample: 499,500 pairs
+_TOKEN_OR_END = re.compile(r"[a-z0-9]+|\x00")  # similarity.tokenize's tokens, or a text's end
 
 
 class Figures(BaseModel):
