@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from selfinstruct.method.similarity import mean_pairwise, rouge_l
+from selfinstruct.method.similarity import mean_pairwise, rouge_l, tokenize
 from selfinstruct.models import MachineInstruction, stable_id
 from selfinstruct.outputs.diversity import distinct, diversity_figures, encode, mtld
 from tests.pooldata import SEEDS, invoke
@@ -131,3 +133,14 @@ def test_the_python_api_example(capsys: pytest.CaptureFixture[str]) -> None:
     block = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)[2]
     exec(compile(block, str(doc), "exec"), {})
     assert capsys.readouterr().out == f"14 14.0 {10 / 14:.3f} {8 / 11 / 3:.3f}\n"
+
+
+@given(st.lists(st.text(alphabet="Ab c-dÉİΣ\x00\t1ﬁ ", max_size=20), max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_encode_gives_tokenize_tokens_and_text_offsets(texts: list[str]) -> None:
+    """One pass over the joined texts: the same tokens as tokenize, text by text."""
+    ids, starts = encode(texts)
+    vocab: dict[str, int] = {}
+    expected = [vocab.setdefault(w, len(vocab)) for t in texts for w in tokenize(t)]
+    assert ids == expected
+    assert starts.tolist() == [0, *itertools.accumulate(len(tokenize(t)) for t in texts)]
