@@ -237,6 +237,13 @@ def test_run_evolve_adds_the_stage_and_a_rerun_asks_nothing(make_server: MakeSer
     assert posts(server) == sent
 
 
+def test_run_evolve_with_batch_is_refused(make_server: MakeServer) -> None:
+    write_seeds()
+    result = invoke(make_server(), "run", "--seeds", "seeds.jsonl", "--batch", "--evolve", "harder")
+    assert result.exit_code == 2
+    assert "--evolve does not go with run --batch" in result.output
+
+
 def test_unknown_operation_is_a_usage_error(make_server: MakeServer) -> None:
     make_pool(PARENTS)
     result = cli(make_server(), "evolve", "--ops", "deepen,bogus")

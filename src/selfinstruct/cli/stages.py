@@ -61,6 +61,7 @@ from selfinstruct.config import (
     Settings,
     read_config_file,
 )
+from selfinstruct.errors import ConfigError
 
 if TYPE_CHECKING:
     from selfinstruct import GenerateJob, GenerateReport, RunJob, StageReport
@@ -354,6 +355,10 @@ def run_cmd(
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
     from selfinstruct import RunJob, run_pipeline
 
+    if batch and evolve is not None:
+        raise ConfigError(
+            "--evolve does not go with run --batch: run `selfinstruct evolve --batch`"
+        )
     if backtranslate is not None:
         with Log(log_file, quiet) as log:
             return run_augment(llm, config, backtranslate, seeds, pool, prompts, batch, log)
