@@ -33,11 +33,19 @@ OpsOpt = Annotated[
     ),
 ]
 RoundsOpt = Annotated[
-    int | None, typer.Option(min=1, max=10, help="Rounds; each evolves the last round's output.")
+    int | None,
+    typer.Option(
+        min=1, max=10, help="Rounds; each evolves the last round's output.", show_default="1"
+    ),
 ]
 SampleOpt = Annotated[
     float | None,
-    typer.Option(min=0.0, max=1.0, help="Share of the pool's instructions to evolve in round 1."),
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the pool's instructions to evolve in round 1.",
+        show_default="1.0",
+    ),
 ]
 EvolveSeedOpt = Annotated[
     int | None, typer.Option(help="Seed of the share and of each operation.", show_default="0")

@@ -28,7 +28,7 @@ from selfinstruct.llm.client import LLM, Request
 from selfinstruct.method.evolve import changed, clean_reply
 from selfinstruct.method.filters import BLACKLIST, InstructionFilter
 from selfinstruct.method.prompts import Template, load_template
-from selfinstruct.method.similarity import RougeIndex
+from selfinstruct.method.similarity import RougeIndex, Screen
 from selfinstruct.models import (
     Drops,
     MachineInstruction,
@@ -191,29 +191,39 @@ class Evolver:
             self.on_done(None)
             return
         text = clean_reply(completion.text)
-        verdict = changed(parent.instruction, text) or self.check(text)
-        if completion.finish_reason == "length" and verdict is None:
-            verdict = ("cut_off", f"the reply reached max_tokens ({self.settings.max_tokens})")
-        if verdict is None and (match := self.index.near_duplicate(text)) is not None:
-            score, best = match
-            verdict = ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
-        if verdict is None and stable_id("i", text) in self.ids:
-            verdict = ("too_similar", "the same text is already in the pool")
-        if verdict is not None:
-            self.reject(req, text or completion.text, verdict)
+        judged = self.judge(parent.instruction, text, completion.finish_reason)
+        if isinstance(judged, Screen):
+            self.accept(parent, round_no, req, text, judged)
+        else:
+            self.reject(req, text or completion.text, judged)
             self.on_done(None)
-            return
-        self.accept(parent, round_no, req, text)
 
-    def accept(self, parent: MachineInstruction, round_no: int, req: Request, text: str) -> None:
-        top = self.index.most_similar(text, 10)
+    def judge(self, parent: str, text: str, finish_reason: str) -> tuple[str, str] | Screen:
+        """(reason, detail) to reject; else the screen against the pool, for the record."""
+        verdict = changed(parent, text) or self.check(text)
+        if verdict is None and finish_reason == "length":
+            verdict = ("cut_off", f"the reply reached max_tokens ({self.settings.max_tokens})")
+        if verdict is not None:
+            return verdict
+        screen = self.index.screen([text])  # one pass over the pool, as stage 1 does
+        if (match := screen.near_duplicate(0)) is not None:
+            score, best = match
+            return ("too_similar", f"ROUGE-L {score:.3f} with: {self.index.text(best)}")
+        if stable_id("i", text) in self.ids:
+            return ("too_similar", "the same text is already in the pool")
+        return screen
+
+    def accept(
+        self, parent: MachineInstruction, round_no: int, req: Request, text: str, screen: Screen
+    ) -> None:
+        top = screen.most_similar(0, 10)  # its 10 most similar pool texts, for the record
         similar = [Similar(instruction=self.index.text(j), score=round(s, 4)) for j, s in top]
         op = str(req.meta["op"])
         record = MachineInstruction(
             id=stable_id("i", text),
             instruction=text,
             most_similar=similar,
-            mean_similarity=round(sum(s for _, s in top) / len(top), 4) if top else 0.0,
+            mean_similarity=round(screen.mean_similarity(0), 4),
             request=req.key,
             round=round_no,
             parent=parent.id,
