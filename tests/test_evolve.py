@@ -206,6 +206,8 @@ def test_evolved_instructions_go_through_classify_instances_and_filter(
     assert new <= {r["instruction"] for r in lines("data/dataset.jsonl")}
     stats = invoke(None, "stats", "--json")
     assert json.loads(stats.output)["machine"]["instructions"] == 2 * len(PARENTS)
+    status = invoke(None, "status").output
+    assert re.search(r"\n  evolve +\d+ tokens, \$0\.\d{4}\n", status), status
 
 
 def test_completions_api(make_server: MakeServer) -> None:

@@ -135,6 +135,7 @@ def status_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{ins['pending']} pending, {ins['failures']} failed requests"
                 + also(spent(usage, "instances")),
             ),
+            *([("evolve", spent(usage, "evolve") or "-")] if "evolve" in usage else []),
             ("batches", batches_row(s["batches"])),
             ("dataset", "not written yet" if dataset is None else f"{dataset} instances"),
             ("spent", spent(usage) or "nothing yet"),
