@@ -24,9 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from tests import fakeevolve
 from tests.fakealpaca import alpaca_reply, is_teacher, teacher_reply
 from tests.fakebacktranslate import backtranslate_reply, is_backtranslate
-from tests import fakeevolve
 from tests.fakebatch import FakeBatches, batch_route
 from tests.fakecache import PrefixCache
 from tests.fakecorpus import (

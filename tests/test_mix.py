@@ -198,3 +198,20 @@ def test_parse_source_and_apportion() -> None:
     assert apportion([1 / 3] * 3, 10) == [4, 3, 3]
     with pytest.raises(ConfigError):
         parse_source("a.jsonl:0.0")
+
+
+def test_a_parquet_source_and_dedup_of_a_parquet_file() -> None:
+    """Parquet reads as JSONL does (store.userfiles.read_records), in mix and in dedup."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    distinct("a.jsonl", 5, "x")
+    rows = [json.loads(line) for line in distinct("b.jsonl", 5, "y").read_text().splitlines()]
+    rows.append(dict(rows[0]))  # a duplicate, for dedup
+    pq.write_table(pa.Table.from_pylist(rows), "b.parquet")
+    code, out = mix("a.jsonl", "hf=b.parquet", "--out", "m.jsonl")
+    assert code == 0, out
+    assert Counter(r["source"] for r in lines("m.jsonl")) == {"a": 5, "hf": 5}
+    result = invoke(None, "dedup", "b.parquet", "--out", "kept.jsonl")
+    assert result.exit_code == 0, result.output
+    assert [r["instruction"] for r in lines("kept.jsonl")] == [r["instruction"] for r in rows[:5]]

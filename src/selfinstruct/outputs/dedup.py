@@ -9,8 +9,6 @@ first turn of a chat whose role is ROLE: `messages.user` (OpenAI: `role`/`conten
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +16,8 @@ from typing import Any
 
 from selfinstruct.errors import ConfigError, InputError
 from selfinstruct.method.similarity import dedup
-from selfinstruct.store.userfiles import (
-    is_std,
-    read_input,
-    read_jsonl,
-    shown,
-    write_json_list,
-    write_jsonl,
-)
+from selfinstruct.store import userfiles
+from selfinstruct.store.userfiles import is_std, shown, write_json_list, write_jsonl
 
 DETECTED = ("instruction", "messages.user", "conversations.user", "prompt")
 ROLE_KEYS, TEXT_KEYS = ("role", "from"), ("content", "value")
@@ -82,29 +74,9 @@ def detect(obj: object) -> str | None:
     return next((f for f in DETECTED if f.split(".")[0] in obj), None)
 
 
-def load(path: Path) -> tuple[list[tuple[int, Any]], str]:
-    """(position, item) of a JSONL file or a JSON list (`-`: standard input), and what a
-    position counts: line or item."""
-    data = read_input(path)
-    name = shown(path)
-    if data.lstrip()[:1] == b"[":
-        return list(enumerate(json_list(data, name), start=1)), "item"
-    return list(read_jsonl(io.BytesIO(data), name)), "line"
-
-
-def json_list(data: bytes, name: str) -> list[Any]:
-    try:
-        items = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{name}: not a valid JSON list: {e}") from None
-    if not isinstance(items, list):
-        raise InputError(f"{name}: expected a JSON list of records")
-    return items
-
-
 def read_records(path: Path, field: str | None) -> tuple[list[tuple[dict[str, Any], str]], str]:
     """Records of a JSONL file or a JSON list, each with its text; and the field compared."""
-    items, where = load(path)
+    items, where = userfiles.read_records(path)
     name = shown(path)
     if field is None:
         field = detect(items[0][1]) if items else DETECTED[0]

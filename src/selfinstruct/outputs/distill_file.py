@@ -12,10 +12,10 @@ from typing import Any
 from selfinstruct.config import Settings
 from selfinstruct.errors import InputError
 from selfinstruct.models import Distilled, teacher_name
-from selfinstruct.outputs.dedup import load
 from selfinstruct.stages.base import StageReport
 from selfinstruct.stages.distill import DistillJob, DistillSettings, Question, distill
 from selfinstruct.store.pool import Pool, atomic_jsonl, write_atomic
+from selfinstruct.store.userfiles import read_records
 
 
 @dataclass
@@ -35,7 +35,7 @@ def read_file(src: Path) -> list[dict[str, Any]]:
     """The records, each with a string instruction (and input and output, when present)."""
     if not src.is_file():
         raise InputError(f"{src}: file not found")
-    items, where = load(src)
+    items, where = read_records(src)
     records = []
     for pos, obj in items:
         if not isinstance(obj, dict):

@@ -1,6 +1,6 @@
 """`selfinstruct mix`: several instruction datasets into one training set, by shares or counts.
 
-Each source is read whole (JSONL, a JSON list; the format comes from the suffix, in `READERS`),
+Each source is read whole (JSONL, a JSON list, Parquet; the suffixes are in `READERS`),
 each record brought to instruction / input / output (Alpaca and Dolly names, or a chat record's
 first user and assistant turns), shuffled with a seed of its own, and taken in that order until
 its count is met. A record whose prompt (instruction and input) scores above the ROUGE-L
@@ -21,8 +21,8 @@ from typing import Any
 
 from selfinstruct.errors import ConfigError, InputError
 from selfinstruct.method.similarity import dedup
-from selfinstruct.outputs.dedup import load_json_list
-from selfinstruct.store.pool import atomic_jsonl, iter_jsonl, write_atomic
+from selfinstruct.store.pool import atomic_jsonl, write_atomic
+from selfinstruct.store.userfiles import read_records
 
 Located = tuple[str, dict[str, Any]]  # ("line 3", record)
 INSTRUCTION = ("instruction", "prompt", "question")
@@ -126,25 +126,17 @@ def apportion(shares: list[float], total: int) -> list[int]:
     return counts
 
 
-def read_jsonl(path: Path) -> Iterator[Located]:
-    for lineno, obj in iter_jsonl(path):
-        yield f"line {lineno}", obj
+def read_file(path: Path) -> Iterator[Located]:
+    items, where = read_records(path)
+    for pos, obj in items:
+        yield f"{where} {pos}", obj
 
 
-def read_json(path: Path) -> Iterator[Located]:
-    with open(path, "rb") as fp:
-        head = fp.read(64).lstrip()
-    if not head.startswith(b"["):
-        yield from read_jsonl(path)  # JSON Lines under a .json name
-        return
-    for pos, obj in enumerate(load_json_list(path), start=1):
-        yield f"item {pos}", obj
-
-
-# The one place a format is added (Parquet: a reader yielding ("row N", record)).
+# The formats a source may have (store.userfiles.read_records reads them all).
 READERS: dict[str, Callable[[Path], Iterator[Located]]] = {
-    ".jsonl": read_jsonl,
-    ".json": read_json,
+    ".jsonl": read_file,
+    ".json": read_file,
+    ".parquet": read_file,
 }
 
 

@@ -6,7 +6,6 @@ bad record is an InputError naming the file, the line (item, row) and the field.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 
 from selfinstruct.errors import InputError
 from selfinstruct.models import replace_lone_surrogates
-from selfinstruct.store.pool import iter_jsonl
+from selfinstruct.store.userfiles import read_records
 
 TEXT_SUFFIXES = {".txt": False, ".md": True, ".markdown": True}  # suffix -> markdown?
 
@@ -51,12 +50,8 @@ def _reader(path: Path) -> Reader:
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
         return lambda p, field: iter([_text_file(p)])
-    if suffix == ".parquet":
-        return _parquet
-    if suffix in (".jsonl", ".ndjson"):
-        return _jsonl
-    if suffix == ".json":
-        return _json_list if _first_char(path) == "[" else _jsonl
+    if suffix in (".parquet", ".jsonl", ".ndjson", ".json"):
+        return _records
     raise InputError(
         f"{path}: unknown format; give a directory of .txt/.md files, or a .jsonl, .json or "
         ".parquet file"
@@ -95,50 +90,9 @@ def _field(obj: Any, field: str, where: str) -> str:
     return value
 
 
-def _jsonl(path: Path, field: str) -> Iterator[SourceText]:
-    for lineno, obj in iter_jsonl(path):
-        text = _field(obj, field, f"{path} line {lineno}")
-        yield SourceText(_name(path), lineno, text, True)
-
-
-def _json_list(path: Path, field: str) -> Iterator[SourceText]:
-    try:
-        items = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not valid UTF-8 (byte {e.start + 1})") from None
-    except json.JSONDecodeError as e:
-        raise InputError(
-            f"{path} line {e.lineno}: invalid JSON: {e.msg} (column {e.colno})"
-        ) from None
-    if not isinstance(items, list):
-        raise InputError(f"{path}: expected a JSON list of objects")
-    for i, obj in enumerate(items, start=1):
-        yield SourceText(_name(path), i, _field(obj, field, f"{path} item {i}"), True)
-
-
-def _parquet(path: Path, field: str) -> Iterator[SourceText]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputError(
-            f"{path}: reading Parquet needs pyarrow: pip install 'selfinstruct[parquet]'"
-        ) from None
-    try:
-        table = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow's own errors for a file that is not Parquet
-        raise InputError(f"{path}: not a Parquet file ({e})") from None
-    if field not in table.schema_arrow.names:
-        names = ", ".join(table.schema_arrow.names)
-        raise InputError(f"{path}: field '{field}': no such column (columns: {names}; see --field)")
-    row = 0
-    for batch in table.iter_batches(columns=[field]):
-        for value in batch.column(0).to_pylist():
-            row += 1
-            text = _field({field: value}, field, f"{path} row {row}")
-            yield SourceText(_name(path), row, text, True)
-
-
-def _first_char(path: Path) -> str:
-    with open(path, "rb") as fp:
-        head = fp.read(4096).decode("utf-8-sig", errors="replace").lstrip()
-    return head[:1]
+def _records(path: Path, field: str) -> Iterator[SourceText]:
+    """A JSONL file, a JSON list or Parquet (store.userfiles.read_records reads them all)."""
+    columns = [field] if path.suffix.lower() == ".parquet" else None
+    items, where = read_records(path, columns)
+    for pos, obj in items:
+        yield SourceText(_name(path), pos, _field(obj, field, f"{path} {where} {pos}"), True)

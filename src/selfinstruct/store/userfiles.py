@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import sys
@@ -135,3 +136,55 @@ def write_json_list(path: Path, records: list[dict[str, Any]]) -> None:
     """A JSON list, indented (Alpaca's alpaca_data.json); to standard output for `-`."""
     with output(path) as fp:
         fp.write((json.dumps(records, ensure_ascii=False, indent=2) + "\n").encode())
+
+
+def read_records(path: Path, columns: list[str] | None = None) -> tuple[list[tuple[int, Any]], str]:
+    """(position, record) of a dataset file, and what a position counts (line, item or row):
+    Parquet by its suffix (only `columns`, when given), a JSON list when the text starts with
+    `[` (not for a .jsonl name), JSONL otherwise; `-` is standard input (JSON or JSONL). The one reader of the user's
+    dataset files (`dedup`, `mix`, `distill FILE`, `backtranslate`)."""
+    if not is_std(path) and path.suffix.lower() == ".parquet":
+        check_file(path, "file")
+        return list(enumerate(parquet_rows(path, columns), start=1)), "row"
+    data = read_input(path)
+    name = shown(path)
+    jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
+    if not jsonl and data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"[":
+        return list(enumerate(json_list(data, name), start=1)), "item"
+    return list(read_jsonl(io.BytesIO(data), name)), "line"
+
+
+def json_list(data: bytes, name: str) -> list[Any]:
+    try:
+        items = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{name}: not valid UTF-8 (byte {e.start + 1})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(
+            f"{name} line {e.lineno}: invalid JSON: {e.msg} (column {e.colno})"
+        ) from None
+    if not isinstance(items, list):
+        raise InputError(f"{name}: expected a JSON list of records")
+    return items
+
+
+def parquet_rows(path: Path, columns: list[str] | None) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet file as dicts (pyarrow, imported here: the [parquet] extra)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            f"{path}: reading Parquet needs pyarrow: pip install 'selfinstruct[parquet]'"
+        ) from None
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow's own errors for a file that is not Parquet
+        raise InputError(f"{path}: not a Parquet file ({e})") from None
+    names = table.schema_arrow.names
+    for column in columns or []:
+        if column not in names:
+            raise InputError(
+                f"{path}: field '{column}': no such column (columns: {', '.join(names)})"
+            )
+    for batch in table.iter_batches(columns=columns):
+        yield from batch.to_pylist()
