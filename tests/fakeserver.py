@@ -38,6 +38,7 @@ from tests.fakecorpus import (
     target_task,
 )
 from tests.fakeprovider import ParamRefusal
+from tests.fakejudge import judge_reply
 
 Reply = Callable[[dict[str, Any]], str]
 
@@ -210,6 +211,8 @@ def default_reply(body: dict[str, Any], salt: int = 0) -> str:
     prompt = prompt_text(body)
     chat = "messages" in body
     rng = random.Random(seed_of(body, salt))
+    if (judged := judge_reply(prompt, body)) is not None:
+        return judged
     if is_backtranslate(prompt):
         return backtranslate_reply(prompt, chat=chat)
     if is_teacher(body):

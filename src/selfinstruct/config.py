@@ -192,6 +192,39 @@ class FilterSettings(BaseModel):
     drop_refusals: bool = False
     drop_chat_residue: bool = True
     seed: int = 0  # of the per-task sample of at most max_instances
+    min_score: int | None = Field(None, ge=1, le=5, description="keep instances curate scored K+")
+
+
+class JudgeSettings(BaseModel):
+    """The judge of `curate` and `review` (docs/judge.md): by default the generator's model
+    and server; any of them can be another (a stronger or a cheaper grader)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api: Literal["chat", "completions"] | None = None
+    price_in: float | None = Field(None, ge=0)
+    price_out: float | None = Field(None, ge=0)
+    max_tokens: int = Field(256, ge=16, description="a short reason, then the verdict")
+
+    def llm(self, base: Settings) -> Settings:
+        """The generator's settings with the judge's model and server. The generator's key goes
+        only to the generator's server, and its prices only to its model."""
+        update: dict[str, Any] = {"api_key": self.api_key}
+        if self.base_url is None and self.api_key is None:
+            update["api_key"] = base.api_key
+        if self.base_url is not None:
+            update["base_url"] = self.base_url
+        if self.model is not None and self.model != base.model:
+            update |= {"model": self.model, "price_in": None, "price_out": None}
+        if self.api is not None:
+            update["api"] = self.api
+        for name in ("price_in", "price_out"):
+            if getattr(self, name) is not None:
+                update[name] = getattr(self, name)
+        return Settings.model_validate({**base.model_dump(), **update})
 
 
 class EvolveSettings(BaseModel):
@@ -219,6 +252,7 @@ class FileConfig(BaseModel):
     filter: dict[str, Any] = {}
     backtranslate: dict[str, Any] = {}
     evolve: dict[str, Any] = {}
+    judge: dict[str, Any] = {}
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
 

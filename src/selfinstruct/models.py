@@ -323,3 +323,38 @@ class Drops:
     def __call__(self, reason: str, record: Any) -> None:
         self.counts[reason] += 1
         self.write(record)
+
+
+def instance_id(instruction: str, given: str, output: str) -> str:
+    """The id of one (instruction, input, output): what a judge's verdict is kept under, the
+    same in a pool, a dataset file or an export of either."""
+    text = json.dumps([normalize(instruction), given.strip(), output.strip()], ensure_ascii=False)
+    return f"x-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class Verdict(Record):
+    """What a judge said of one instance (curation.jsonl, review.jsonl); one per (id, judge)."""
+
+    id: str  # instance_id
+    judge: str  # model@rubric sha256[:12]: another model or rubric is another verdict
+    task: str = ""  # the pool instruction's id ("" for a record of a file)
+    is_classification: bool | None = None
+    instruction: str
+    input: str = ""
+    output: str
+    reply: str
+    request: str
+
+
+class Curation(Verdict):
+    """`curate`: a 1-5 score (None: the reply had none, twice) and the judge's reason."""
+
+    score: int | None
+    reason: str = ""
+
+
+class Review(Verdict):
+    """`review`: yes/no to the paper's four questions (None: unparsed, twice), with reasons."""
+
+    answers: list[bool] | None
+    reasons: list[str] = []

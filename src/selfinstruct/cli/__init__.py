@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli import backtranslate, batch, data, distill, enrich, hub, stages
+from selfinstruct.cli import backtranslate, batch, data, distill, enrich, hub, judge, stages
 from selfinstruct.cli.base import OFF, app
 
 __all__ = ["app", "main"]
@@ -58,6 +58,7 @@ app.command("instances")(stages.instances_cmd)
 app.command("filter")(stages.filter_cmd)
 app.command("dedup")(stages.dedup_cmd)
 app.command("backtranslate")(backtranslate.backtranslate_cmd)
+app.command("curate")(judge.curate_cmd)
 app.command("run")(stages.run_cmd)
 app.command("distill")(distill.distill_cmd)
 app.command("status")(stages.status_cmd)

@@ -174,6 +174,10 @@ def filter_cmd(
     max_instances: Annotated[
         int | None, typer.Option(help="Instances per task.", show_default="5")
     ] = None,
+    min_score: Annotated[
+        int | None,
+        typer.Option(min=1, max=5, help="Keep instances `curate` scored K+.", show_default=NONE),
+    ] = None,
     config: ConfigOpt = None,
     outputs: OutputsOpt = Outputs.original,
     teacher: TeacherOpt = None,
@@ -181,7 +185,11 @@ def filter_cmd(
     """Stage 4: drop near-duplicates and bad instances; write the final dataset."""
     from selfinstruct import FilterJob, filter_pool
 
-    flags = {"rouge_threshold": rouge_threshold, "max_instances": max_instances}
+    flags = {
+        "rouge_threshold": rouge_threshold,
+        "max_instances": max_instances,
+        "min_score": min_score,
+    }
     settings = read_config_file(config).settings(FilterSettings, "filter", flags)
     job = FilterJob(open_pool(pool), settings, out, include_seeds, outputs.value, teacher)
     report = filter_pool(job)

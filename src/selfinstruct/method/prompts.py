@@ -22,6 +22,8 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "instances_output_first": ({"instruction"}, set()),
     "backtranslate": ({"examples", "answer"}, set()),
     **{f"evolve_{op}": ({"instruction"}, set()) for op in EVOLVE_OPS},
+    "curate": ({"instruction", "input", "output"}, set()),  # the judge's rubrics
+    "review": ({"instruction", "input", "output"}, set()),
 }
 
 

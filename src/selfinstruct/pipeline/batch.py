@@ -177,10 +177,15 @@ class Batches:
         self.report.generate = gen.report
         return gen
 
+    def open(self) -> list[BatchEvent]:
+        """The open batches of the three stages (the judge's are `curate --batch`'s, on the
+        judge's server: pipeline/judge_batch.py)."""
+        return [e for e in self.ledger.open() if e.stage in STAGES]
+
     # -- collect: finished batches into the cache
 
     def collect(self) -> None:
-        for event in [e for e in self.ledger.open() if e.state == "submitted"]:
+        for event in [e for e in self.open() if e.state == "submitted"]:
             info, results = self.remote.patiently(self.remote.fetch, event)
             if info.status not in TERMINAL:
                 self.report.waiting.append((event, info.status))
@@ -304,7 +309,7 @@ class Batches:
         return events
 
     def submit(self) -> None:
-        resume = [e for e in self.ledger.open() if e.state != "submitted"]  # a run stopped early
+        resume = [e for e in self.open() if e.state != "submitted"]  # a run stopped early
         for event in resume + self.write_next("written"):
             self.report.submitted.append(self.remote.push(event))
 
@@ -315,7 +320,7 @@ class Batches:
         gen, target, stopped = self.gen, self.report.target, self.report.stopped
         if self.job.filter is None or gen is None or target is None:
             return
-        finished = len(gen.machine) >= target and not self.ledger.open()
+        finished = len(gen.machine) >= target and not self.open()
         finished = finished and not self.to_classify() and not self.to_instances()
         if finished and not dataset_current(self.pool):
             self.report.dataset = write_dataset(FilterJob(self.pool, self.job.filter))

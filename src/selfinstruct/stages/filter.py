@@ -32,6 +32,7 @@ from selfinstruct.models import (
 )
 from selfinstruct.stages.alpaca import ALPACA, pool_preset
 from selfinstruct.stages.distill import Answers
+from selfinstruct.stages.curated import MinScore
 from selfinstruct.store.pool import Pool, atomic_jsonl, bulk_load
 
 REFUSAL = re.compile(
@@ -118,6 +119,7 @@ class Filter:
         self.rules = InstanceRules(settings)
         self.report = FilterReport()
         self.drops = Drops(self.report.dropped, lambda record: None)  # write_dataset's file
+        self.graded = MinScore(pool, settings.min_score)  # curate's scores: `low_score`
 
     def novel(self, seeds: list[SeedTask]) -> Iterator[MachineInstruction]:
         """Machine instructions that pass the stage 1 filters and the ROUGE-L rule, in order."""
@@ -153,7 +155,7 @@ class Filter:
             return drop("no_instances", detail="the reply held no instance the parser could read")
         valid = []
         for inst in got.instances:
-            verdict = self.rules(inst, rec.instruction)
+            verdict = self.rules(inst, rec.instruction) or self.graded(inst, rec.instruction)
             if verdict is None:
                 valid.append(inst)
             else:

@@ -366,6 +366,8 @@ class Pool:
         self.filter_rejects = root / "filter_rejects.jsonl"
         self.distilled = root / "distilled.jsonl"  # a teacher's answers (`distill`)
         self.backtranslate_rejects = root / "backtranslate_rejects.jsonl"
+        self.curation = root / "curation.jsonl"  # the judge's scores (stages/curate.py)
+        self.review = root / "review.jsonl"  # the judge's answers (stages/review.py)
         self.lock = PoolLock(root / ".lock")
 
     def work(self) -> Work:
