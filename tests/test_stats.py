@@ -139,7 +139,10 @@ def test_stats_json_has_exact_numbers_for_a_hand_made_pool() -> None:
         "lengths",
         "filter_rules",
         "diversity",
+        "curation",
+        "review",
     ]
+    assert doc["curation"] is None and doc["review"] is None  # no judge has been asked
     assert doc["pool"] == "data"
     assert doc["seeds"] == {
         "instructions": 2,

@@ -23,7 +23,7 @@ from selfinstruct.cli.summary import usage_rows, warning_rows
 from selfinstruct.config import FileConfig, JudgeSettings, Settings
 
 if TYPE_CHECKING:
-    from selfinstruct.stages.curate import CurateReport
+    from selfinstruct.stages.curate import CurateJob, CurateReport
 
 JUDGE = "the generator's"
 JudgeModelOpt = Annotated[
@@ -104,6 +104,37 @@ def curate_cmd(
     print_curate(curate(job))
 
 
+def curate_job(
+    wanted: bool,
+    config: FileConfig,
+    pool: Path,
+    llm: Settings,
+    prompts: Path | None,
+    progress: bool,
+    *judge: str | None,
+) -> CurateJob | None:
+    """`run --curate`'s job (None without the flag); the pool is the run's."""
+    from selfinstruct.stages.curate import CurateJob
+    from selfinstruct.store.pool import Pool
+
+    if not wanted:
+        return None
+    return CurateJob(Pool(pool), llm, judge_settings(config, *judge), prompts, progress)
+
+
+def curate_rows(report: CurateReport | None) -> list[tuple[str, str]]:
+    """`run --curate`'s rows: the judge, what it scored, the distribution."""
+    if report is None:
+        return []
+    counts = ", ".join(f"{report.counts[k]} {k}" for k in ("judged", "unparsed", "failed"))
+    rows = [("judge", report.judge), ("curate", f"{report.pending} instances: {counts}")]
+    return (
+        rows
+        + score_rows(report.scores)
+        + [("curate " + k, v) for k, v in usage_rows(report.usage)[:1]]
+    )
+
+
 def print_curate(report: CurateReport, out: Path | None = None, batch: bool = False) -> None:
     rows = [("judge", report.judge)]
     rows.append(("this run", f"{report.pending} instances ({report.done_before} scored before)"))
@@ -132,3 +163,77 @@ def score_rows(scores: dict[str, dict[str, int]]) -> list[tuple[str, str]]:
         )
         for key in keys
     ]
+
+
+@llm_command
+def review_cmd(
+    llm: Settings,
+    config: FileConfig,
+    dataset: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Dataset to review (Alpaca JSON or JSONL).", show_default="POOL/dataset.jsonl"
+        ),
+    ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            help="A second dataset, reviewed alike, in a column beside.", show_default=NONE
+        ),
+    ] = None,
+    sample: Annotated[
+        int, typer.Option("--sample", "-n", min=1, help="Instances to review (the paper: 200).")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    pool: PoolOpt = Path("data"),
+    judge_model: JudgeModelOpt = None,
+    judge_base_url: JudgeBaseUrlOpt = None,
+    judge_api_key: JudgeApiKeyOpt = None,
+    prompts: PromptsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """The paper's quality table by an LLM judge: four questions for a sample of instances."""
+    from selfinstruct.stages.review import ReviewJob, review
+    from selfinstruct.store.pool import Pool
+
+    judge = judge_settings(config, judge_model, judge_base_url, judge_api_key)
+    datasets = [dataset or (pool / "dataset.jsonl")] + ([compare] if compare else [])
+    job = ReviewJob(Pool(pool), llm, judge, datasets, sample, seed, prompts, progress)
+    report = review(job)
+    typer.echo(review_table(report.columns) + "\n")
+    rows = [("judge", report.judge)]
+    rows.append(("this run", f"{report.pending} instances ({report.done_before} answered before)"))
+    rows += [(key, str(report.counts[key])) for key in ("judged", "unparsed", "retried", "failed")]
+    rows += [("elapsed", f"{report.elapsed:.1f}s")] + usage_rows(report.usage)
+    failed = report.counts["failed"]
+    left = f"{failed} instances unanswered (their requests failed)" if failed else None
+    finish("review", rows + warning_rows(report.warnings), report.stopped, left, report.interrupted)
+
+
+def review_table(columns: list[dict[str, Any]]) -> str:
+    """Each question's share of yes [95% interval] per dataset, and the paper's figure."""
+    from selfinstruct.cli.summary import columns as grid
+    from selfinstruct.stages.review import ASKED
+
+    rows: list[dict[str, Any]] = []
+    for q, name in enumerate(ASKED):
+        row: dict[str, Any] = {"question": ASKED[name]}
+        for k, col in enumerate(columns):
+            r = col["rows"][q]
+            head = Path(col["dataset"]).name if len(columns) > 1 else "yes [95% CI]"
+            if len(columns) > 1 and k and head == Path(columns[0]["dataset"]).name:
+                head = col["dataset"]
+            row[head] = share(r)
+        row["paper"] = f"{r['paper']:.0%}"
+        rows.append(row)
+    sizes = "; ".join(
+        f"{Path(c['dataset']).name}: {c['sampled']} sampled, {c['unanswered']} unanswered"
+        for c in columns
+    )
+    return grid(rows) + f"\n({sizes})"
+
+
+def share(r: dict[str, Any]) -> str:
+    if not r["n"]:
+        return "-"
+    return f"{r['share']:.0%} [{r['low']:.0%}-{r['high']:.0%}] ({r['yes']}/{r['n']})"

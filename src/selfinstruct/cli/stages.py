@@ -40,6 +40,12 @@ from selfinstruct.cli.presets import (
     TeacherOpt,
     preset_flags,
     teacher_rows,
+from selfinstruct.cli.judge import (
+    JudgeApiKeyOpt,
+    JudgeBaseUrlOpt,
+    JudgeModelOpt,
+    curate_job,
+    curate_rows,
 )
 from selfinstruct.cli.summary import (
     Log,
@@ -359,10 +365,22 @@ def run_cmd(
             show_default=NONE,
         ),
     ] = None,
+    curate: Annotated[
+        bool,
+        typer.Option("--curate", help="Score instances with the judge (curate) before filter."),
+    ] = False,
+    judge_model: JudgeModelOpt = None,
+    judge_base_url: JudgeBaseUrlOpt = None,
+    judge_api_key: JudgeApiKeyOpt = None,
 ) -> None:
     """All four stages toward the target; safe to run from cron (exits 0 when done)."""
     from selfinstruct import RunJob, run_pipeline
 
+    judging = curate_job(
+        curate, config, pool, llm, prompts, not quiet, judge_model, judge_base_url, judge_api_key
+    )
+    if batch and judging:
+        raise ConfigError("run --batch does not curate yet: run `curate --batch` after it")
     if batch and evolve is not None:
         raise ConfigError(
             "--evolve does not go with run --batch: run `selfinstruct evolve --batch`"
@@ -390,6 +408,7 @@ def run_cmd(
         filter=config.settings(FilterSettings, "filter"),
         seed=random.randrange(2**31) if seed is None else seed,
         progress=not quiet,
+        curate=judging,
     )
     if evolve is not None:
         from selfinstruct.cli.enrich import evolve_job
@@ -402,7 +421,8 @@ def run_cmd(
         report = run_pipeline(job)
         if report.nothing_to_do:
             return log.echo(f"Nothing to do: {pool} is at its target of {report.target}.")
-        log.finish("run", run_rows(report), report.stopped, report.incomplete, report.interrupted)
+        rows = run_rows(report) + curate_rows(report.curate)
+        log.finish("run", rows, report.stopped, report.incomplete, report.interrupted)
 
 
 def run_evolving_cmd(job: RunJob, evolving: EvolveJob, log_file: Path | None) -> None:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import dropwhile
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -31,6 +31,7 @@ from selfinstruct.models import (
     SeedTask,
 )
 from selfinstruct.outputs.diversity import DiversityColumn, pool_diversity
+from selfinstruct.outputs.judged import judged, judged_text
 from selfinstruct.store.pool import Pool
 
 LENGTH_EDGES = (0, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300)
@@ -150,6 +151,8 @@ class Stats(BaseModel):
     filter_rules: dict[str, int]
     # the machine pool's instructions and stage 3 outputs; with evolved ones, before and after
     diversity: list[DiversityColumn]
+    curation: dict[str, Any] | None = None  # outputs/judged.py: curate's scores
+    review: dict[str, Any] | None = None  # the last review's table
 
 
 def words(text: str) -> int:
@@ -329,6 +332,7 @@ def pool_stats(pool: Pool) -> Stats:
         lengths=lengths(machine, "pool") if dataset is None else lengths(dataset, "dataset"),
         filter_rules=ranked_counts(rules),
         diversity=pool_diversity(machine, evolved),
+        **judged(pool),
     )
 
 
@@ -464,5 +468,6 @@ def render_text(stats: Stats) -> str:
             lengths_text(stats.lengths),
             rules_text(stats.filter_rules),
             diversity_text(stats.diversity),
+            *judged_text(stats.curation, stats.review),
         ]
     )

@@ -33,6 +33,7 @@ from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.progress import Progress, progress
 from selfinstruct.stages.alpaca import settle_preset
 from selfinstruct.stages.base import STOP, leave_to_batches, run_async
+from selfinstruct.stages.curate import CurateJob, CurateReport, judge_items, pool_items
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport
 from selfinstruct.stages.yields import classify_warnings, instances_warnings
@@ -58,6 +59,7 @@ class RunJob:
     prompts: Path | None
     seed: int
     progress: bool = True
+    curate: CurateJob | None = None  # `run --curate`: the judge scores before stage 4
 
 
 @dataclass
@@ -76,6 +78,7 @@ class RunReport:
     spent: dict[str, dict[str, Any]] = field(default_factory=dict)  # the pool's, all runs
     warnings: list[str] = field(default_factory=list)  # stages.yields: a yield looks wrong
     preset: str | None = None  # the recipe this run followed (stages/alpaca.py)
+    curate: CurateReport | None = None
 
 
 def resolve_target(pool: Pool, target: int | None, add: int | None, have: int) -> int:
@@ -208,7 +211,7 @@ def run_pipeline(job: RunJob) -> RunReport:
         report = RunReport(target=target, generate=GenerateReport(target, have))
         report.preset = job.generate.preset
         idle = not (work.unclassified or work.without_instances)
-        if have >= target and idle and dataset_current(pool):
+        if have >= target and idle and dataset_current(pool) and job.curate is None:
             report.nothing_to_do = True  # decided before loading the index or any client
             return report
         cache = RequestCache(pool.cache, writer_thread=transport.offloaded(job.llm))
@@ -238,9 +241,13 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
                 outcome = f"error: {e}"
                 return report
         report.stopped = report.generate.stopped or pipe.stopped
-        if report.stopped is None:
+        if report.stopped is None and job.curate is not None:
+            report.curate = curated(job.curate, report)
+        if report.stopped is None and report.interrupted is None:
             report.filter = write_dataset(FilterJob(job.pool, job.filter))
         left = [pipe.cls.report.left("unclassified"), pipe.ins.report.left("without instances")]
+        if report.curate is not None:
+            left.append(report.curate.left("instances unscored"))
         report.incomplete = ", ".join(filter(None, left)) or None
         outcome = manifest.outcome(report.stopped, report.incomplete)
         return report
@@ -284,6 +291,13 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
         )
         data = manifest.with_spend(job.pool)
         report.spent = {stage: entry.get("totals", {}) for stage, entry in data["stages"].items()}
+
+
+def curated(job: CurateJob, report: RunReport) -> CurateReport:
+    """`run --curate`: the judge scores what it has not scored yet, after stage 3."""
+    scores = judge_items(job, pool_items(job.pool))
+    report.stopped, report.interrupted = scores.stopped, scores.interrupted
+    return scores
 
 
 def dataset_current(pool: Pool) -> bool:
