@@ -175,5 +175,9 @@ def test_run_curate_then_filter_then_review(make_server: MakeServer) -> None:
     assert sum(sum(c.values()) for c in scores.values()) == len(every)
     text = cli(None, "stats").stdout
     assert "Scores by `selfinstruct curate`" in text and "Review by gpt-4o-mini@" in text
+    assert cli(None, "report", "--out", "report.html").exit_code == 0
+    page = Path("report.html").read_text(encoding="utf-8")
+    assert "What the judge says" in page and "all fields are valid" in page
+    assert "beside the paper&#x27;s Table 2" in page or "beside the paper's Table 2" in page
     again = cli(server, "run", "--curate", "--quiet")
     assert again.exit_code == 0 and len(lines("data/curation.jsonl")) == len(every)

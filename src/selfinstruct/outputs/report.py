@@ -20,6 +20,7 @@ from selfinstruct.clock import now
 from selfinstruct.errors import ConfigError
 from selfinstruct.models import RejectedInstruction
 from selfinstruct.outputs.provenance import model_name, provenance
+from selfinstruct.outputs.judged import judged_html
 from selfinstruct.outputs.stats import (
     Bin,
     Reject,
@@ -382,6 +383,8 @@ def render(
             "rejected", f"A sample of rejected records ({len(rejected)})", rejected_html(rejected)
         ),
     ]
+    if judged := judged_html(stats.curation, stats.review):
+        body.insert(-2, section("judge", "What the judge says", judged))
     title = esc(title_text(stats, model))
     sub = f"pool {esc(stats.pool)}, report by selfinstruct {__version__} on {esc(now())}"
     return (
