@@ -43,6 +43,14 @@ _WHERE = {
     "DistillJob": "selfinstruct.stages.distill",
     "DistillSettings": "selfinstruct.stages.distill",
     "distill_file": "selfinstruct.outputs.distill_file",
+    "JudgeSettings": "selfinstruct.config",
+    "curate": "selfinstruct.stages.curate",
+    "curate_file": "selfinstruct.stages.curate",
+    "CurateJob": "selfinstruct.stages.curate",
+    "CurateReport": "selfinstruct.stages.curate",
+    "review": "selfinstruct.stages.review",
+    "ReviewJob": "selfinstruct.stages.review",
+    "ReviewReport": "selfinstruct.stages.review",
     "dedup": "selfinstruct.method.similarity",
     "rouge_l": "selfinstruct.method.similarity",
     "evolve": "selfinstruct.stages.evolve",
@@ -85,6 +93,14 @@ __all__ = [
     "RunJob",
     "RunReport",
     "pool_status",
+    "JudgeSettings",
+    "curate",
+    "curate_file",
+    "CurateJob",
+    "CurateReport",
+    "review",
+    "ReviewJob",
+    "ReviewReport",
     "dedup",
     "rouge_l",
     "evolve",
@@ -105,6 +121,7 @@ if TYPE_CHECKING:
         FilterSettings,
         GenerateSettings,
         InstancesSettings,
+        JudgeSettings,
         Settings,
     )
     from selfinstruct.errors import SelfInstructError
@@ -121,11 +138,13 @@ if TYPE_CHECKING:
     )
     from selfinstruct.stages.base import StageJob, StageReport
     from selfinstruct.stages.classify import classify
+    from selfinstruct.stages.curate import CurateJob, CurateReport, curate, curate_file
     from selfinstruct.stages.distill import DistillJob, DistillSettings, distill
     from selfinstruct.stages.evolve import EvolveJob, EvolveReport, evolve
     from selfinstruct.stages.filter import FilterJob, FilterReport, filter_pool
     from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate
     from selfinstruct.stages.instances import instances
+    from selfinstruct.stages.review import ReviewJob, ReviewReport, review
     from selfinstruct.store.pool import Pool
 
 
