@@ -201,16 +201,54 @@ def test_curate_the_pool_then_filter_keeps_scored_k_or_more(make_server: MakeSer
 
 def test_curate_batch_collects_scores_and_asks_nothing_twice(make_server: MakeServer) -> None:
     server = make_server()
-    src = write_records(Path("alpaca.jsonl"), RECORDS)
     assert cli(server, "run", "--seeds", "seeds.jsonl", "-n", "8", "--quiet").exit_code == 0
+    every = {
+        instance_id(s["instruction"], i["input"], i["output"]): (s["instruction"], i)
+        for s in lines("data/instances.jsonl")
+        for i in s["instances"]
+    }
     first = cli(server, "curate", "--batch")
     assert first.exit_code == 0, first.output
-    assert lines("data/curation.jsonl") == [] and "submitted" in first.stdout
-    server.finish_batches()
+    assert lines("data/curation.jsonl") == []
+    assert f"submitted  {len(every)}" in first.stdout
+    assert judge_bodies(server) == []  # nothing online: the requests wait in the batch
+    waiting = cli(server, "curate", "--batch")
+    assert f"waiting    {len(every)}" in waiting.stdout and "submitted  0" in waiting.stdout
+    assert server.finish_batches()
     second = cli(server, "curate", "--batch")
     assert second.exit_code == 0, second.output
-    records = lines("data/curation.jsonl")
-    assert records and all(r["score"] in (1, 2, 4, 5) for r in records)
+    records = {r["id"]: r for r in lines("data/curation.jsonl")}
+    assert set(records) == set(every)
+    for key, (instruction, inst) in every.items():
+        assert records[key]["score"] == expected_score(instruction, inst["input"], inst["output"])
+    assert "submitted  0" in second.stdout
     online = cli(server, "curate")
-    assert online.stdout.startswith("curate: done") or "0 instances" in online.stdout
-    assert src.exists()
+    assert online.exit_code == 0 and judge_bodies(server) == []  # all from the batch
+    events = lines("data/batches.jsonl")
+    assert {e["stage"] for e in events} == {"curate"} and events[-1]["state"] == "collected"
+
+
+def test_a_judge_of_its_own_with_its_own_key(make_server: MakeServer) -> None:
+    generator = make_server()
+    judge = make_server(api_key="sk-judge-secret-1")
+    assert cli(generator, "run", "--seeds", "seeds.jsonl", "-n", "6", "--quiet").exit_code == 0
+    Path("selfinstruct.toml").write_text(
+        FAST + f'[judge]\nmodel = "judge-large"\nbase_url = "{judge.base_url}"\n'
+        "[filter]\nmin_score = 5\n"
+    )
+    result = cli(generator, "curate", "--judge-api-key", "sk-judge-secret-1")
+    assert result.exit_code == 0, result.output
+    assert judge_bodies(generator) == [] and {b["model"] for b in judge_bodies(judge)} == {
+        "judge-large"
+    }
+    assert all(r["judge"].startswith("judge-large@") for r in lines("data/curation.jsonl"))
+    filtered = cli(None, "filter")  # [filter] min_score = 5
+    assert filtered.exit_code == 0 and "low_score" in filtered.stdout
+    for path in Path("data").iterdir():
+        if path.is_file() and path.suffix in (".jsonl", ".json"):
+            assert "sk-judge-secret" not in path.read_text(), path
+    assert "sk-judge-secret" not in result.output
+    src = write_records(Path("one.jsonl"), RECORDS[:1])
+    wrong = cli(generator, "curate", str(src), "--out", "k.jsonl", "--judge-api-key", "sk-wrong")
+    assert wrong.exit_code == 1 and wrong.stderr.startswith(f"Error: 401 from {judge.base_url}")
+    assert "sk-wrong" not in wrong.output and not Path("k.jsonl").exists()
