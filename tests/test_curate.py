@@ -185,8 +185,11 @@ def test_curate_the_pool_then_filter_keeps_scored_k_or_more(make_server: MakeSer
     for key, (instruction, inst) in every.items():
         assert scored[key]["score"] == expected_score(instruction, inst["input"], inst["output"])
     asked = len(judge_bodies(server))
-    assert cli(server, "curate").stdout.startswith("curate: done")
-    assert len(judge_bodies(server)) == asked
+    again = cli(server, "curate").stdout
+    assert again.startswith(
+        f"Nothing to do: all {len(every)} instances have scores from gpt-4o-mini@"
+    )
+    assert "score 5" in again and len(judge_bodies(server)) == asked
     result = cli(None, "filter", "--min-score", "5")
     assert result.exit_code == 0, result.output
     after = pool_rows()
@@ -222,8 +225,10 @@ def test_curate_batch_collects_scores_and_asks_nothing_twice(make_server: MakeSe
     for key, (instruction, inst) in every.items():
         assert records[key]["score"] == expected_score(instruction, inst["input"], inst["output"])
     assert "submitted  0" in second.stdout
+    totals = json.loads(Path("data/run.json").read_text())["stages"]["curate"]["totals"]
+    assert totals["requests"] == totals["batched"] == len(every)
     online = cli(server, "curate")
-    assert online.exit_code == 0 and judge_bodies(server) == []  # all from the batch
+    assert online.stdout.startswith("Nothing to do") and judge_bodies(server) == []  # batch
     events = lines("data/batches.jsonl")
     assert {e["stage"] for e in events} == {"curate"} and events[-1]["state"] == "collected"
 

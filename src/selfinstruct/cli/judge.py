@@ -19,7 +19,7 @@ from selfinstruct.cli.base import (
     llm_command,
     open_pool,
 )
-from selfinstruct.cli.summary import usage_rows, warning_rows
+from selfinstruct.cli.summary import table, usage_rows, warning_rows
 from selfinstruct.config import FileConfig, JudgeSettings, Settings
 
 if TYPE_CHECKING:
@@ -72,7 +72,9 @@ def curate_cmd(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="With a file: the kept records (a .json name writes a list)."),
+        typer.Option(
+            help="With a file: the kept records (a .json name writes a list).", show_default=NONE
+        ),
     ] = None,
     min_score: MinScoreOpt = None,
     pool: PoolOpt = Path("data"),
@@ -136,6 +138,9 @@ def curate_rows(report: CurateReport | None) -> list[tuple[str, str]]:
 
 
 def print_curate(report: CurateReport, out: Path | None = None, batch: bool = False) -> None:
+    if not (report.pending or out or batch):
+        typer.echo(f"Nothing to do: all {report.total} instances have scores from {report.judge}.")
+        return typer.echo(table(score_rows(report.scores)))
     rows = [("judge", report.judge)]
     rows.append(("this run", f"{report.pending} instances ({report.done_before} scored before)"))
     rows += [(key, str(report.counts[key])) for key in ("judged", "unparsed", "retried", "failed")]

@@ -367,7 +367,11 @@ def run_cmd(
     ] = None,
     curate: Annotated[
         bool,
-        typer.Option("--curate", help="Score instances with the judge (curate) before filter."),
+        typer.Option(
+            "--curate",
+            help="Score instances with the judge (curate) before filter.",
+            show_default=OFF,
+        ),
     ] = False,
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeBaseUrlOpt = None,

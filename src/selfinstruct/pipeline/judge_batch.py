@@ -12,6 +12,7 @@ import itertools
 import time
 from typing import Any
 
+from selfinstruct.clock import now
 from selfinstruct.llm.batchfiles import Ledger, Result, batch_request, split
 from selfinstruct.llm.client import LLM, TERMINAL
 from selfinstruct.method.prompts import load_template
@@ -29,6 +30,7 @@ from selfinstruct.stages.curate import (
     scorer,
 )
 from selfinstruct.stages.judge import Item, Judge, JudgeWorker, verdicts
+from selfinstruct.store import manifest
 from selfinstruct.store.cache import RequestCache
 from selfinstruct.store.pool import JsonlAppender
 
@@ -125,6 +127,7 @@ def advance_curate(job: CurateJob) -> CurateReport:
         report = CurateReport(usage=llm.usage, judge=judge.identity)
         worker = JudgeWorker(judge, pool.curation, curation, report)
         batches = JudgeBatch(ledger, llm, judge, worker)
+        started = now()
         try:
             batches.collect()
             items = pool_items(pool)
@@ -132,6 +135,9 @@ def advance_curate(job: CurateJob) -> CurateReport:
             pending = [item for item in items if item.id not in done]
             report.done_before, report.pending, report.total = len(done), len(pending), len(items)
             batches.apply_and_submit(pending)
+            if llm.usage.requests or llm.usage.failed:
+                entry = {"started": started, "outcome": "batch", "settings": settings.public()}
+                manifest.record_stage(pool, STAGE, {**entry, "judge": judge.identity}, llm.usage)
         finally:
             worker.out.close()
             batches.close()
