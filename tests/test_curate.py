@@ -257,3 +257,16 @@ def test_a_judge_of_its_own_with_its_own_key(make_server: MakeServer) -> None:
     wrong = cli(generator, "curate", str(src), "--out", "k.jsonl", "--judge-api-key", "sk-wrong")
     assert wrong.exit_code == 1 and wrong.stderr.startswith(f"Error: 401 from {judge.base_url}")
     assert "sk-wrong" not in wrong.output and not Path("k.jsonl").exists()
+
+
+def test_a_budget_cap_stops_curate_and_the_next_run_finishes(make_server: MakeServer) -> None:
+    server = make_server()
+    src = write_records(Path("alpaca.jsonl"), RECORDS[:5])
+    capped = cli(server, "curate", str(src), "--out", "kept.jsonl", "--max-requests", "3")
+    assert capped.exit_code == 3, capped.output
+    assert "Stopped: reached --max-requests 3" in capped.stderr
+    assert len(lines("data/curation.jsonl")) == 3 and not Path("kept.jsonl").exists()
+    rest = cli(server, "curate", str(src), "--out", "kept.jsonl")
+    assert rest.exit_code == 0, rest.output
+    assert "2 instances (3 scored before)" in rest.stdout
+    assert len(judge_bodies(server)) == 5 and len(lines("data/curation.jsonl")) == 5
