@@ -270,3 +270,20 @@ def test_a_budget_cap_stops_curate_and_the_next_run_finishes(make_server: MakeSe
     assert rest.exit_code == 0, rest.output
     assert "2 instances (3 scored before)" in rest.stdout
     assert len(judge_bodies(server)) == 5 and len(lines("data/curation.jsonl")) == 5
+
+
+def test_a_bad_judge_setting_names_its_flag_or_line(make_server: MakeServer) -> None:
+    server = make_server()
+    src = write_records(Path("alpaca.jsonl"), RECORDS[:1])
+    result = cli(server, "curate", str(src), "--out", "k.jsonl", "--judge-base-url", "localhost")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: --judge-base-url: 'localhost' is not an http(s) URL; "
+        "pass e.g. --judge-base-url http://localhost:8000/v1\n"
+    )
+    Path("selfinstruct.toml").write_text(FAST + "[judge]\nmax_tokens = 4\n")
+    result = cli(server, "curate", str(src), "--out", "k.jsonl")
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "Error: selfinstruct.toml line 3: [judge] setting 'max_tokens': "
+    )
+    assert judge_bodies(server) == [] and not Path("data/curation.jsonl").exists()

@@ -209,6 +209,11 @@ class JudgeSettings(BaseModel):
     price_out: float | None = Field(None, ge=0)
     max_tokens: int = Field(256, ge=16, description="a short reason, then the verdict")
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        return Settings._http_url(url)
+
     def llm(self, base: Settings) -> Settings:
         """The generator's settings with the judge's model and server. The generator's key goes
         only to the generator's server, and its prices only to its model."""

@@ -54,8 +54,16 @@ def judge_settings(
     config: FileConfig, model: str | None, base_url: str | None, api_key: str | None
 ) -> JudgeSettings:
     """The `[judge]` table under the --judge-* flags."""
+    from selfinstruct.errors import ConfigError
+
     flags: dict[str, Any] = {"model": model, "base_url": base_url, "api_key": api_key}
-    settings: JudgeSettings = config.settings(JudgeSettings, "judge", flags)
+    try:
+        settings: JudgeSettings = config.settings(JudgeSettings, "judge", flags)
+    except ConfigError as e:  # a flag's error names the flag as typed: --judge-...
+        if str(e).startswith("--"):
+            message = str(e)[2:].replace("--base-url", "--judge-base-url")
+            raise ConfigError("--judge-" + message) from None
+        raise
     return settings
 
 
