@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,11 @@ def test_unparsable_replies_and_a_missing_dataset(make_server: MakeServer) -> No
 
 def test_run_curate_then_filter_then_review(make_server: MakeServer) -> None:
     server = make_server()
-    result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "16", "--curate", "--quiet")
+    result = cli(server, "run", "--seeds", "seeds.jsonl", "-n", "16", "--curate")
     assert result.exit_code == 0, result.output
+    assert re.search(r"\n  judge +gpt-4o-mini@\w{12}\n  curate +\d+ instances: ", result.stdout)
+    assert re.search(r"\n  score 5 +\d+ classification, \d+ other\n", result.stdout)
+    assert re.search(r"\n  curate requests +\d+ sent", result.stdout)
     sets = lines("data/instances.jsonl")
     every = {
         instance_id(s["instruction"], i["input"], i["output"]) for s in sets for i in s["instances"]

@@ -138,11 +138,7 @@ def curate_rows(report: CurateReport | None) -> list[tuple[str, str]]:
         return []
     counts = ", ".join(f"{report.counts[k]} {k}" for k in ("judged", "unparsed", "failed"))
     rows = [("judge", report.judge), ("curate", f"{report.pending} instances: {counts}")]
-    return (
-        rows
-        + score_rows(report.scores)
-        + [("curate " + k, v) for k, v in usage_rows(report.usage)[:1]]
-    )
+    return rows + score_rows(report.scores)  # its requests, tokens and cost: in run_rows
 
 
 def print_curate(report: CurateReport, out: Path | None = None, batch: bool = False) -> None:

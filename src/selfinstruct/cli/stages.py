@@ -425,7 +425,9 @@ def run_cmd(
         report = run_pipeline(job)
         if report.nothing_to_do:
             return log.echo(f"Nothing to do: {pool} is at its target of {report.target}.")
-        rows = run_rows(report) + curate_rows(report.curate)
+        rows = run_rows(report)
+        at = next(k for k, (name, _) in enumerate(rows) if name == "elapsed")
+        rows[at:at] = curate_rows(report.curate)  # after the dataset, before the costs
         log.finish("run", rows, report.stopped, report.incomplete, report.interrupted)
 
 

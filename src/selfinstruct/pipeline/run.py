@@ -279,6 +279,8 @@ def drive(job: RunJob, pipe: Pipeline, report: RunReport, have: int) -> RunRepor
                 | own.get(stage, {}),
                 llm.usage,
             )
+        if report.curate is not None:  # in the run's requests, tokens and cost (its own entry)
+            report.usage["curate"] = report.curate.usage
         manifest.record_run(
             job.pool,
             {
