@@ -287,3 +287,17 @@ def test_a_bad_judge_setting_names_its_flag_or_line(make_server: MakeServer) -> 
         "Error: selfinstruct.toml line 3: [judge] setting 'max_tokens': "
     )
     assert judge_bodies(server) == [] and not Path("data/curation.jsonl").exists()
+
+
+def test_a_judge_that_ignores_the_format_is_named_in_a_warning(make_server: MakeServer) -> None:
+    server = make_server()
+    records = [RECORDS[0], {"instruction": "Say hi.", "output": "hi NO-VERDICT"}]
+    src = write_records(Path("alpaca.jsonl"), records)
+    result = cli(server, "curate", str(src), "--out", "kept.jsonl")
+    assert result.exit_code == 0, result.output
+    assert "warning   1 replies held no 1-5 score even when asked twice" in result.stdout
+    assert [r["score"] for r in lines("data/curation.jsonl")] == [
+        expected_score(RECORDS[0]["instruction"], "", RECORDS[0]["output"]),
+        None,
+    ]
+    assert len(lines("kept.jsonl")) == 1  # the unscored record is not kept
