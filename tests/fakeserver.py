@@ -37,8 +37,8 @@ from tests.fakecorpus import (
     sentence,
     target_task,
 )
-from tests.fakeprovider import ParamRefusal
 from tests.fakejudge import judge_reply
+from tests.fakeprovider import ParamRefusal
 
 Reply = Callable[[dict[str, Any]], str]
 

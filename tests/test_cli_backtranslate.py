@@ -318,3 +318,25 @@ def test_as_a_user_runs_it(make_server: MakeServer) -> None:
     shown = json.loads(status.stdout)
     assert shown["classify"]["pending"] == 0
     assert shown["warnings"] == []  # 18 pairs that are no classification tasks: not stage 2's
+
+
+def test_run_backtranslate_curate_scores_the_pairs_before_the_filter(
+    make_server: MakeServer,
+) -> None:
+    """Self-curation as the backtranslation paper does it: the judge scores every pair, and
+    `filter --min-score` keeps the best."""
+    server = make_server()
+    args = ("run", "--backtranslate", "corpus", "--curate")
+    result = invoke(server, *args, "--seeds", "seeds.jsonl")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"curate\s+18 instances: 18 judged", result.stdout)
+    assert "curate requests" in result.stdout
+    scores = [r["score"] for r in lines("data/curation.jsonl")]
+    assert len(scores) == 18 and all(s in (1, 2, 3, 4, 5) for s in scores)
+    assert len(lines("data/dataset.jsonl")) == 18  # no --min-score: all kept
+    best = invoke(None, "filter", "--min-score", "4")
+    assert best.exit_code == 0, best.output
+    assert len(lines("data/dataset.jsonl")) == sum(s >= 4 for s in scores)
+    server.requests.clear()
+    again = invoke(server, *args)
+    assert again.exit_code == 0 and not server.requests  # nothing asked twice

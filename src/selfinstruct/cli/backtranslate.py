@@ -18,6 +18,7 @@ from selfinstruct.cli.base import (
     open_pool,
 )
 from selfinstruct.cli.batch import batch_job
+from selfinstruct.cli.judge import curate_rows
 from selfinstruct.cli.summary import (
     Log,
     batch_rows,
@@ -30,6 +31,7 @@ from selfinstruct.config import BacktranslateSettings, FileConfig, FilterSetting
 if TYPE_CHECKING:
     from selfinstruct.pipeline.batch import BatchReport
     from selfinstruct.stages.backtranslate import BacktranslateJob, BacktranslateReport
+    from selfinstruct.stages.curate import CurateJob
     from selfinstruct.stages.filter import FilterReport
 
 SourceArg = Annotated[
@@ -156,8 +158,10 @@ def run_augment(
     prompts: Path | None,
     batch: bool,
     log: Log,
+    curate: CurateJob | None = None,
 ) -> None:
-    """`run --backtranslate FILE`: backtranslate, then filter (batch mode: once all is asked)."""
+    """`run --backtranslate FILE`: backtranslate, `--curate`, then filter (batch mode: once all
+    is asked; `run --batch --curate` is refused before this)."""
     from selfinstruct.pipeline.augment import augment, augment_batch
 
     job = backtranslate_job(llm, config, source, None, None, None, seeds, pool)
@@ -169,13 +173,17 @@ def run_augment(
         assert report.batch is not None
         rows = batch_summary(report.backtranslate, report.batch)
         return log.finish("run", rows + dataset_rows(report.dataset), report.batch.stopped)
-    report = augment(job, settings)
+    report = augment(job, settings, curate)
     bt = report.backtranslate
     rows = [*input_rows(bt), ("this run", f"{bt.pending} segments"), *result_rows(bt)]
-    rows += [("failed", str(bt.counts["failed"])), *dataset_rows(report.dataset)]
-    rows += usage_rows(bt.usage) + warning_rows(bt.warnings)
-    incomplete = bt.incomplete()
-    log.finish("run", rows, bt.stopped, incomplete, bt.interrupted)
+    rows += [("failed", str(bt.counts["failed"])), *curate_rows(report.curate)]
+    rows += dataset_rows(report.dataset) + usage_rows(bt.usage) + warning_rows(bt.warnings)
+    stopped, interrupted, left = bt.stopped, bt.interrupted, [bt.incomplete()]
+    if (scores := report.curate) is not None:
+        rows += [(f"curate {k}", v) for k, v in usage_rows(scores.usage)]
+        stopped, interrupted = stopped or scores.stopped, interrupted or scores.interrupted
+        left.append(scores.left("instances unscored"))
+    log.finish("run", rows, stopped, ", ".join(filter(None, left)) or None, interrupted)
 
 
 def dataset_rows(dataset: FilterReport | None) -> list[tuple[str, str]]:

@@ -32,6 +32,13 @@ from selfinstruct.cli.base import (
     open_pool,
 )
 from selfinstruct.cli.batch import batch_job, print_batch, run_batch
+from selfinstruct.cli.judge import (
+    JudgeApiKeyOpt,
+    JudgeBaseUrlOpt,
+    JudgeModelOpt,
+    curate_job,
+    curate_rows,
+)
 from selfinstruct.cli.presets import (
     ForceOpt,
     Outputs,
@@ -40,12 +47,6 @@ from selfinstruct.cli.presets import (
     TeacherOpt,
     preset_flags,
     teacher_rows,
-from selfinstruct.cli.judge import (
-    JudgeApiKeyOpt,
-    JudgeBaseUrlOpt,
-    JudgeModelOpt,
-    curate_job,
-    curate_rows,
 )
 from selfinstruct.cli.summary import (
     Log,
@@ -391,7 +392,9 @@ def run_cmd(
         )
     if backtranslate is not None:
         with Log(log_file, quiet) as log:
-            return run_augment(llm, config, backtranslate, seeds, pool, prompts, batch, log)
+            return run_augment(
+                llm, config, backtranslate, seeds, pool, prompts, batch, log, judging
+            )
     stages = {
         **model_stages(config),
         "generate": config.settings(GenerateSettings, "generate", preset_flags(preset, force)),

@@ -19,8 +19,8 @@ from selfinstruct import __version__
 from selfinstruct.clock import now
 from selfinstruct.errors import ConfigError
 from selfinstruct.models import RejectedInstruction
-from selfinstruct.outputs.provenance import model_name, provenance
 from selfinstruct.outputs.judged import judged_html
+from selfinstruct.outputs.provenance import model_name, provenance
 from selfinstruct.outputs.stats import (
     Bin,
     Reject,

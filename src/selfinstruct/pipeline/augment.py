@@ -1,4 +1,5 @@
-"""`run --backtranslate FILE`: instructions for texts you have (backtranslate), then filter."""
+"""`run --backtranslate FILE`: instructions for texts you have (backtranslate), the judge's
+scores with `--curate` (self-curation, as the backtranslation paper does), then filter."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from selfinstruct.config import FilterSettings
 from selfinstruct.pipeline.batch import BatchJob, BatchReport
 from selfinstruct.pipeline.batch_backtranslate import advance
 from selfinstruct.stages.backtranslate import BacktranslateJob, BacktranslateReport, backtranslate
+from selfinstruct.stages.curate import CurateJob, CurateReport, judge_items, pool_items
 from selfinstruct.stages.filter import FilterJob, FilterReport, filter_pool
 from selfinstruct.store import manifest
 
@@ -18,16 +20,27 @@ class AugmentReport:
     backtranslate: BacktranslateReport
     dataset: FilterReport | None = None  # None: stopped early, or batches still open
     batch: BatchReport | None = None
+    curate: CurateReport | None = None  # `--curate`: the judge's scores before the filter
 
 
-def augment(job: BacktranslateJob, settings: FilterSettings) -> AugmentReport:
-    """Backtranslate `job.source` into the pool, then write the dataset (unless stopped)."""
+def augment(
+    job: BacktranslateJob, settings: FilterSettings, curate: CurateJob | None = None
+) -> AugmentReport:
+    """Backtranslate `job.source` into the pool, score it (`curate`), then write the dataset
+    (unless stopped)."""
     started = now()
     report = AugmentReport(backtranslate(job))  # a bad input stops here, with nothing written
     bt = report.backtranslate
     outcome = "interrupted" if bt.interrupted else manifest.outcome(bt.stopped, bt.incomplete())
-    if bt.interrupted is None and bt.stopped is None:
-        # curate (issue 17) goes here: between the augmentation and the filter
+    going = bt.interrupted is None and bt.stopped is None
+    if going and curate is not None:
+        report.curate = scores = judge_items(curate, pool_items(job.pool))
+        going = scores.interrupted is None and scores.stopped is None
+        if not going:
+            outcome = (
+                "interrupted" if scores.interrupted else manifest.outcome(scores.stopped, None)
+            )
+    if going:
         report.dataset = filter_pool(FilterJob(job.pool, settings))
     last = {"started": started, "finished": now(), "outcome": f"backtranslate, {outcome}"}
     manifest.record_run(job.pool, last)
@@ -39,6 +52,5 @@ def augment_batch(job: BacktranslateJob, plan: BatchJob, settings: FilterSetting
     batch, bt = advance(plan, job)
     report = AugmentReport(bt, batch=batch)
     if bt.pending == 0 and not batch.submitted:
-        # curate (issue 17) goes here: between the augmentation and the filter
         report.dataset = filter_pool(FilterJob(job.pool, settings))
     return report

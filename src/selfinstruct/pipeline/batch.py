@@ -43,6 +43,7 @@ from selfinstruct.pipeline.run import dataset_current, resolve_target
 from selfinstruct.pipeline.workers import generator, workers
 from selfinstruct.pricing import Prices, cost
 from selfinstruct.stages.alpaca import settle_preset
+from selfinstruct.stages.curate import STAGE as CURATE
 from selfinstruct.stages.evolve import STAGE as EVOLVE
 from selfinstruct.stages.evolve import EvolveJob, Evolver, templates
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
@@ -178,9 +179,10 @@ class Batches:
         return gen
 
     def open(self) -> list[BatchEvent]:
-        """The open batches of the three stages (the judge's are `curate --batch`'s, on the
-        judge's server: pipeline/judge_batch.py)."""
-        return [e for e in self.ledger.open() if e.stage in STAGES]
+        """The open batches on the generator's server: the three stages' and those of
+        distill, backtranslate and evolve (the judge's are `curate --batch`'s, on the judge's
+        server: pipeline/judge_batch.py)."""
+        return [e for e in self.ledger.open() if e.stage != CURATE]
 
     # -- collect: finished batches into the cache
 

@@ -31,8 +31,8 @@ from selfinstruct.models import (
     normalize,
 )
 from selfinstruct.stages.alpaca import ALPACA, pool_preset
-from selfinstruct.stages.distill import Answers
 from selfinstruct.stages.curated import MinScore
+from selfinstruct.stages.distill import Answers
 from selfinstruct.store.pool import Pool, atomic_jsonl, bulk_load
 
 REFUSAL = re.compile(

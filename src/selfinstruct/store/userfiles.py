@@ -141,8 +141,8 @@ def write_json_list(path: Path, records: list[dict[str, Any]]) -> None:
 def read_records(path: Path, columns: list[str] | None = None) -> tuple[list[tuple[int, Any]], str]:
     """(position, record) of a dataset file, and what a position counts (line, item or row):
     Parquet by its suffix (only `columns`, when given), a JSON list when the text starts with
-    `[` (not for a .jsonl name), JSONL otherwise; `-` is standard input (JSON or JSONL). The one reader of the user's
-    dataset files (`dedup`, `mix`, `distill FILE`, `backtranslate`)."""
+    `[` (not for a .jsonl name), JSONL otherwise; `-` is standard input (JSON or JSONL). The
+    one reader of the user's dataset files (`dedup`, `mix`, `distill FILE`, `backtranslate`)."""
     if not is_std(path) and path.suffix.lower() == ".parquet":
         check_file(path, "file")
         return list(enumerate(parquet_rows(path, columns), start=1)), "row"
