@@ -105,7 +105,10 @@ def check_run(
     assert local["model"] == str(model.resolve()) and local["api"] == api
     assert local["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert not alive(local["pid"])
-    tokens = re.search(r"tokens +(\d+) prompt \+ (\d+) completion", result.stdout)
+    # llama.cpp reports the prompt tokens it reused from its cache: "(N cached, P%)"
+    tokens = re.search(
+        r"tokens +(\d+) prompt(?: \(\d+ cached, \d+%\))? \+ (\d+) completion", result.stdout
+    )
     assert tokens is not None
     assert (int(tokens[1]), int(tokens[2])) == server_usage(pool / "local-server.log")
 
