@@ -143,6 +143,16 @@ BatchOpt = Annotated[
 SeedOpt = Annotated[
     int | None, typer.Option(help="Random seed for prompt sampling.", show_default="random")
 ]
+# export's options, which `push` shares
+ShuffleOpt = Annotated[
+    bool, typer.Option(help="Shuffle the records (with --seed).", show_default=OFF)
+]
+ExportSeedOpt = Annotated[int, typer.Option(help="Seed for --shuffle and --varied-templates.")]
+SystemOpt = Annotated[str | None, typer.Option(help="System message (openai).", show_default=NONE)]
+VariedTemplatesOpt = Annotated[
+    bool,
+    typer.Option(help="Vary the prompt wording per record (prompt-completion).", show_default=OFF),
+]
 IncludeSeedsOpt = Annotated[
     bool, typer.Option(help="Add the seed tasks' instances.", show_default=OFF)
 ]

@@ -10,8 +10,12 @@ import typer
 from selfinstruct.cli.base import (
     NONE,
     OFF,
+    ExportSeedOpt,
     IncludeSeedsOpt,
     PoolOpt,
+    ShuffleOpt,
+    SystemOpt,
+    VariedTemplatesOpt,
     finish,
     finish_output,
     handle_errors,
@@ -49,23 +53,14 @@ def export_cmd(
     ] = None,
     pool: PoolOpt = Path("data"),
     include_seeds: IncludeSeedsOpt = False,
-    shuffle: Annotated[
-        bool, typer.Option(help="Shuffle the records (with --seed).", show_default=OFF)
-    ] = False,
-    seed: Annotated[int, typer.Option(help="Seed for --shuffle and --varied-templates.")] = 0,
+    shuffle: ShuffleOpt = False,
+    seed: ExportSeedOpt = 0,
     split: Annotated[
         str | None,
         typer.Option(help="e.g. train=0.95,validation=0.05 (sums to 1).", show_default=NONE),
     ] = None,
-    system: Annotated[
-        str | None, typer.Option(help="System message (openai).", show_default=NONE)
-    ] = None,
-    varied_templates: Annotated[
-        bool,
-        typer.Option(
-            help="Vary the prompt wording per record (prompt-completion).", show_default=OFF
-        ),
-    ] = False,
+    system: SystemOpt = None,
+    varied_templates: VariedTemplatesOpt = False,
     parquet: Annotated[
         bool, typer.Option(help="Write Parquet whatever --out's suffix.", show_default=OFF)
     ] = False,

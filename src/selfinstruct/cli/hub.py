@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from selfinstruct.cli.base import (
-    NONE,
     OFF,
+    ExportSeedOpt,
     IncludeSeedsOpt,
     PoolOpt,
+    ShuffleOpt,
+    SystemOpt,
+    VariedTemplatesOpt,
     finish_output,
     handle_errors,
     open_pool,
@@ -58,19 +61,10 @@ def push_cmd(
     license: Annotated[str, typer.Option(help="The card's license id (Hub's list).")] = "other",
     language: Annotated[str, typer.Option(help="The card's language code.")] = "en",
     include_seeds: IncludeSeedsOpt = False,
-    shuffle: Annotated[
-        bool, typer.Option(help="Shuffle the records (with --seed).", show_default=OFF)
-    ] = False,
-    seed: Annotated[int, typer.Option(help="Seed for --shuffle and --varied-templates.")] = 0,
-    system: Annotated[
-        str | None, typer.Option(help="System message (openai).", show_default=NONE)
-    ] = None,
-    varied_templates: Annotated[
-        bool,
-        typer.Option(
-            help="Vary the prompt wording per record (prompt-completion).", show_default=OFF
-        ),
-    ] = False,
+    shuffle: ShuffleOpt = False,
+    seed: ExportSeedOpt = 0,
+    system: SystemOpt = None,
+    varied_templates: VariedTemplatesOpt = False,
 ) -> None:
     """Upload the final dataset (Parquet) and a dataset card to the Hugging Face Hub."""
     from selfinstruct.outputs.export import ExportJob
