@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from tests import fakeevolve
+from tests import fakeevolve, fakeprefs
 from tests.fakealpaca import alpaca_reply, is_teacher, teacher_reply
 from tests.fakebacktranslate import backtranslate_reply, is_backtranslate
 from tests.fakebatch import FakeBatches, batch_route
@@ -215,6 +215,8 @@ def default_reply(body: dict[str, Any], salt: int = 0) -> str:
         return judged
     if is_backtranslate(prompt):
         return backtranslate_reply(prompt, chat=chat)
+    if (candidate := fakeprefs.reply(body)) is not None:
+        return candidate
     if is_teacher(body):
         return teacher_reply(body)
     if (tasks := alpaca_reply(prompt, chat, rng)) is not None:

@@ -358,3 +358,44 @@ class Review(Verdict):
 
     answers: list[bool] | None
     reasons: list[str] = []
+
+
+def prompt_id(instruction: str, given: str) -> str:
+    """The id of one (instruction, input) asked for preference candidates."""
+    text = json.dumps([normalize(instruction), given.strip()], ensure_ascii=False)
+    return f"p-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class Candidate(BaseModel):
+    """One candidate answer of `preferences` and the judge's additive score (None: no score
+    in its reply, even asked twice)."""
+
+    text: str
+    finish_reason: str
+    request: str  # the generator's cache key
+    score: int | None
+    reason: str = ""
+    reply: str = ""  # the judge's reply
+    judge_request: str = ""
+
+
+class Preference(Record):
+    """`preferences` (POOL/preferences.jsonl): one prompt's candidates, their scores and the
+    pair kept; one per (prompt id, generator, judge, candidates, margin)."""
+
+    id: str  # prompt_id
+    generator: str  # the model that wrote the candidates
+    judge: str  # model@rubric sha256[:12]
+    candidates_asked: int
+    margin: int
+    instruction: str
+    input: str = ""
+    candidates: list[Candidate]
+    outcome: str  # pair | tie | margin | unscored (method/preference.py)
+    chosen: str | None = None
+    rejected: str | None = None
+    chosen_score: int | None = None
+    rejected_score: int | None = None
+
+    def setting(self) -> tuple[str, str, int, int]:
+        return (self.generator, self.judge, self.candidates_asked, self.margin)

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from selfinstruct.cli import backtranslate, batch, data, distill, enrich, hub, judge, stages
+from selfinstruct.cli import (
+    backtranslate,
+    batch,
+    data,
+    distill,
+    enrich,
+    hub,
+    judge,
+    preferences,
+    stages,
+)
 from selfinstruct.cli.base import OFF, app
 
 __all__ = ["app", "main"]
@@ -60,6 +70,7 @@ app.command("dedup")(stages.dedup_cmd)
 app.command("backtranslate")(backtranslate.backtranslate_cmd)
 app.command("curate")(judge.curate_cmd)
 app.command("review")(judge.review_cmd)
+app.command("preferences")(preferences.preferences_cmd)
 app.command("run")(stages.run_cmd)
 app.command("distill")(distill.distill_cmd)
 app.command("status")(stages.status_cmd)

@@ -24,6 +24,7 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     **{f"evolve_{op}": ({"instruction"}, set()) for op in EVOLVE_OPS},
     "curate": ({"instruction", "input", "output"}, set()),  # the judge's rubrics
     "review": ({"instruction", "input", "output"}, set()),
+    "judge_additive": ({"instruction", "input", "output"}, set()),  # `preferences`
 }
 
 

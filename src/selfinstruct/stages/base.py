@@ -123,10 +123,12 @@ def run_recorded(
     entry: dict[str, Any],
     main: Coroutine[Any, Any, T],
     summary: Callable[[], tuple[str | None, dict[str, Any]]],
+    more: tuple[LLM, ...] = (),
 ) -> T:
     """Run a stage's coroutine and save its manifest entry whatever the outcome.
 
-    `summary()` gives (why it stopped early or None, counters) at the end.
+    `summary()` gives (why it stopped early or None, counters) at the end; `more`: other
+    clients the coroutine uses (a judge's), closed with `llm`.
     """
     entry = {
         "started": now(),
@@ -134,7 +136,7 @@ def run_recorded(
         **entry,
     }
     try:
-        result = run_async(main, llm)
+        result = run_async(main, llm, *more)
         stopped = summary()[0]
         entry["outcome"] = manifest.outcome(stopped)
         return result
@@ -253,7 +255,12 @@ class Worker(Protocol):
 
 
 def run_worker(
-    job: StageJob, llm: LLM, worker: Worker, pending: list[Any], entry: dict[str, Any]
+    job: StageJob,
+    llm: LLM,
+    worker: Worker,
+    pending: list[Any],
+    entry: dict[str, Any],
+    more: tuple[LLM, ...] = (),
 ) -> StageReport:
     """Run a per-instruction stage over `pending` with a progress bar and a manifest entry."""
     pending = leave_to_batches(open_keys(job.pool), pending, worker.build, worker.report)
@@ -265,7 +272,8 @@ def run_worker(
         worker.on_done = lambda record: bar.update(1)
         window = map_window(pending, worker.ask, worker.record, llm.settings.concurrency)
         try:
-            run_recorded(job.pool, llm, entry, timed(worker.report, window), worker.report.summary)
+            main = timed(worker.report, window)
+            run_recorded(job.pool, llm, entry, main, worker.report.summary, more)
         except Interrupted as e:
             worker.report.interrupted = e
     return worker.report

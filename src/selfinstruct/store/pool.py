@@ -368,6 +368,7 @@ class Pool:
         self.backtranslate_rejects = root / "backtranslate_rejects.jsonl"
         self.curation = root / "curation.jsonl"  # the judge's scores (stages/curate.py)
         self.review = root / "review.jsonl"  # the judge's answers (stages/review.py)
+        self.preferences = root / "preferences.jsonl"  # candidates, scores, pairs (`preferences`)
         self.lock = PoolLock(root / ".lock")
 
     def work(self) -> Work:
