@@ -42,7 +42,10 @@ def stats_cmd(
 @handle_errors
 def export_cmd(
     fmt: Annotated[
-        str, typer.Option("--format", help="alpaca, openai, sharegpt or prompt-completion.")
+        str,
+        typer.Option(
+            "--format", help="alpaca, openai, sharegpt, prompt-completion, dpo or dpo-chat."
+        ),
     ],
     out: Annotated[
         Path | None,
@@ -91,6 +94,8 @@ def export_cmd(
         return push_export(job, str(push_to_hub), private, "other", "en")
     report = export(job)
     source = f"{report.from_dataset} from the dataset + {report.from_seeds} seed instances"
+    if report.pairs_of:
+        source = f"preference pairs of {report.pairs_of}"
     rows = [("records", f"{report.from_dataset + report.from_seeds} ({source})"), ("format", fmt)]
     rows += [(name or "written", f"{n} -> {path}") for name, n, path in report.files]
     finish_output("export", rows, out)

@@ -1,5 +1,6 @@
 """The final dataset in the formats fine-tuning tools read: Alpaca, OpenAI chat, ShareGPT, and
-prompt-completion pairs, optionally shuffled and split; every file is written atomically.
+prompt-completion pairs, optionally shuffled and split; every file is written atomically. The
+preference pairs of `preferences` go out as DPO's formats (outputs/pairs.py).
 
 An instruction with an input becomes one user turn, `instruction + "\\n\\n" + input`; without
 an input, the instruction alone. Prompt-completion pairs use TEMPLATES[0], or with
@@ -17,11 +18,12 @@ from typing import Any, NamedTuple
 
 from selfinstruct.errors import ConfigError
 from selfinstruct.models import SeedTask
+from selfinstruct.outputs import pairs
 from selfinstruct.outputs.stats import dataset_path, read_dataset
 from selfinstruct.store.pool import Pool
 from selfinstruct.store.userfiles import is_std, write_json_list, write_jsonl
 
-FORMATS = ("alpaca", "openai", "sharegpt", "prompt-completion")
+FORMATS = ("alpaca", "openai", "sharegpt", "prompt-completion", *pairs.FORMATS)
 _SPLIT = re.compile(r"^([A-Za-z0-9_-]+)=([0-9]*\.?[0-9]+)$")
 
 
@@ -83,6 +85,7 @@ class ExportJob:
 class ExportReport:
     from_dataset: int = 0
     from_seeds: int = 0
+    pairs_of: str = ""  # dpo formats: the setting the pairs come from
     files: list[tuple[str, int, Path]] = field(default_factory=list)
 
 
@@ -126,10 +129,12 @@ WRITERS: dict[str, Callable[[Example, ExportJob], dict[str, Any]]] = {
 
 def check_options(job: ExportJob) -> list[tuple[str, float]]:
     """Usage errors before anything is read; returns the parsed --split."""
-    if job.format not in WRITERS:
+    if job.format not in FORMATS:
         raise ConfigError(f"unknown format {job.format!r}; choose one of: {', '.join(FORMATS)}")
-    if job.system is not None and job.format != "openai":
-        raise ConfigError("--system applies only to --format openai")
+    if job.system is not None and job.format not in ("openai", "dpo-chat"):
+        raise ConfigError("--system applies only to --format openai and dpo-chat")
+    if job.include_seeds and job.format in pairs.FORMATS:
+        raise ConfigError("--include-seeds: seed tasks have no preference pairs; drop it")
     if job.varied_templates and job.format != "prompt-completion":
         raise ConfigError("--varied-templates applies only to --format prompt-completion")
     if job.split and is_std(job.out):
@@ -204,6 +209,12 @@ def write_file(path: Path, records: list[dict[str, Any]], job: ExportJob) -> Non
 
 def build_records(job: ExportJob, report: ExportReport) -> list[dict[str, Any]]:
     """The records of the export, in the job's format and order (shuffled with --shuffle)."""
+    if job.format in pairs.FORMATS:
+        found, report.pairs_of = pairs.load_pairs(job.pool)
+        report.from_dataset = len(found)
+        if job.shuffle:
+            random.Random(job.seed).shuffle(found)
+        return [pairs.WRITERS[job.format](pair, job.system) for pair in found]
     examples = load_examples(job, report)
     if job.shuffle:
         random.Random(job.seed).shuffle(examples)

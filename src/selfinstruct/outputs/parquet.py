@@ -41,6 +41,8 @@ def schema(fmt: str) -> pa.Schema | None:
         "openai": [("messages", turns("role", "content"))],
         "sharegpt": [("conversations", turns("from", "value"))],
         "prompt-completion": [("prompt", text), ("completion", text)],
+        "dpo": [("prompt", text), ("chosen", text), ("rejected", text)],
+        "dpo-chat": [(name, turns("role", "content")) for name in ("prompt", "chosen", "rejected")],
     }
     return pa.schema(columns[fmt]) if fmt in columns else None
 
