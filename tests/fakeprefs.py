@@ -4,7 +4,8 @@ purpose so that the judge (tests/fakejudge.py) has something to tell apart.
 
 Per prompt, by a hash of the user turn: one in five prompts gets the same good answer for
 every seed (the judge ties them); one in eleven has a first candidate the judge never scores
-(NO-VERDICT); the others cycle through KINDS from a hashed start, one kind per seed. A good
+(NO-VERDICT); one in seven only good ones (4s and 5s: a pair at margin 1, not at 2); the
+others cycle through KINDS from a hashed start, one kind per seed. A good
 answer's score is 4 or 5 (fakejudge.expected_score), an empty or wrapped one 1, one that
 repeats the instruction 2.
 """
@@ -30,6 +31,8 @@ def kind(user: str, seed: int) -> str:
         return "same"
     if h % 11 == 1 and seed == 0:
         return "unjudgeable"
+    if h % 7 == 3:
+        return "good"
     return KINDS[(h // 5 + seed) % len(KINDS)]
 
 
