@@ -228,7 +228,8 @@ def test_split_sizes_always_add_up() -> None:
     [
         (
             ["--format", "csv"],
-            "unknown format 'csv'; choose one of: alpaca, openai, sharegpt, prompt-completion",
+            "unknown format 'csv'; choose one of: alpaca, openai, sharegpt, prompt-completion, "
+            "dpo, dpo-chat",
         ),
         (
             ["--format", "alpaca", "--split", "train=0.9,validation=0.2"],
@@ -244,7 +245,10 @@ def test_split_sizes_always_add_up() -> None:
             ["--format", "alpaca", "--split", "a=0.5,a=0.5"],
             "--split 'a=0.5,a=0.5': each split name may appear only once",
         ),
-        (["--format", "sharegpt", "--system", "x"], "--system applies only to --format openai"),
+        (
+            ["--format", "sharegpt", "--system", "x"],
+            "--system applies only to --format openai and dpo-chat",
+        ),
         (
             ["--format", "openai", "--varied-templates"],
             "--varied-templates applies only to --format prompt-completion",

@@ -48,6 +48,10 @@ _WHERE = {
     "curate_file": "selfinstruct.stages.curate",
     "CurateJob": "selfinstruct.stages.curate",
     "CurateReport": "selfinstruct.stages.curate",
+    "preferences": "selfinstruct.stages.preferences",
+    "PreferencesJob": "selfinstruct.stages.preferences",
+    "PreferencesReport": "selfinstruct.stages.preferences",
+    "PreferenceSettings": "selfinstruct.stages.preferences",
     "review": "selfinstruct.stages.review",
     "ReviewJob": "selfinstruct.stages.review",
     "ReviewReport": "selfinstruct.stages.review",
@@ -98,6 +102,10 @@ __all__ = [
     "curate_file",
     "CurateJob",
     "CurateReport",
+    "preferences",
+    "PreferencesJob",
+    "PreferencesReport",
+    "PreferenceSettings",
     "review",
     "ReviewJob",
     "ReviewReport",
@@ -144,6 +152,12 @@ if TYPE_CHECKING:
     from selfinstruct.stages.filter import FilterJob, FilterReport, filter_pool
     from selfinstruct.stages.generate import GenerateJob, GenerateReport, generate
     from selfinstruct.stages.instances import instances
+    from selfinstruct.stages.preferences import (
+        PreferenceSettings,
+        PreferencesJob,
+        PreferencesReport,
+        preferences,
+    )
     from selfinstruct.stages.review import ReviewJob, ReviewReport, review
     from selfinstruct.store.pool import Pool
 
