@@ -17,6 +17,7 @@ from typing import Any
 
 from tests.fakecorpus import seed_of, sentence
 
+IGNORES_N = "ignores-n"  # a model whose server gives one choice whatever `n` says (llama.cpp)
 KINDS = ("good", "empty", "good", "repeat", "chatty", "good", "fenced")
 
 
@@ -51,6 +52,13 @@ def candidate(user: str, seed: int) -> str:
         "fenced": f"```\n{good}\n```",
         "unjudgeable": f"{good} NO-VERDICT",
     }[what]
+
+
+def choice(body: dict[str, Any], index: int) -> dict[str, Any]:
+    """The body choice `index` of a request with `n` answers: with a seed, as if asked with
+    seed + index (so one request with n gives what n requests with seeds would)."""
+    seed = body.get("seed")
+    return {**body, "seed": seed + index} if index and isinstance(seed, int) else body
 
 
 def reply(body: dict[str, Any]) -> str | None:

@@ -611,7 +611,7 @@ class FakeOpenAI:
         choices: list[dict[str, Any]] = []
         used = 0
         for i in range(_n(body)):
-            text, reason = finish(self.reply(body), body, fault)
+            text, reason = finish(self.reply(fakeprefs.choice(body, i)), body, fault)
             used += estimate_tokens(text)
             message: dict[str, Any] = {
                 "role": "assistant",
@@ -695,7 +695,7 @@ def _max_tokens(body: dict[str, Any] | None) -> int:
 
 
 def _n(body: dict[str, Any]) -> int:
-    n = body.get("n")
+    n = body.get("n") if body.get("model") != fakeprefs.IGNORES_N else 1
     return n if isinstance(n, int) and n > 0 else 1
 
 

@@ -15,6 +15,7 @@ from selfinstruct.method.preference import MARGIN, PAIR, TIE, UNSCORED, Choice, 
 from selfinstruct.models import prompt_id
 from tests import fakeprefs
 from tests.fakejudge import CURATE_MARK, expected_score
+from tests.fakeprovider import ParamRefusal
 from tests.fakeserver import FakeOpenAI, prompt_text
 from tests.pooldata import FAST, MakeServer, lines, write_config
 from tests.pooldata import invoke as cli
@@ -110,10 +111,9 @@ def test_preferences_pair_best_and_worst_and_rerun_asks_nothing(make_server: Mak
     assert counts[PAIR] and counts[TIE]  # the fake gives both
     assert re.search(rf"pairs +{counts[PAIR]} of 30 prompts", result.stdout)
     assert f"{counts[PAIR]} pair, {counts[TIE]} tie, 0 margin" in result.stdout
-    # each candidate its own request: seeds 0..3 for every prompt, sampled
+    # one request with n = 4 per prompt, sampled
     bodies = candidate_bodies(server)
-    assert sorted(b["seed"] for b in bodies) == sorted(list(range(4)) * 30)
-    assert all(b["temperature"] == 0.8 for b in bodies)
+    assert [(b["seed"], b["n"], b["temperature"]) for b in bodies] == [(0, 4, 0.8)] * 30
     judged = len(judge_bodies(server))
     assert judged >= 120  # one per candidate, and a retry for each reply without a score
     sent = len(server.bodies())
@@ -125,6 +125,7 @@ def test_preferences_pair_best_and_worst_and_rerun_asks_nothing(make_server: Mak
     assert wider.exit_code == 0, wider.output
     assert len(server.bodies()) == sent
     assert re.search(r"generator requests +0 sent, 120 from cache", wider.stdout)
+    assert json.loads(Path("data/run.json").read_text())["stages"]["preferences"]
     assert len(lines("data/preferences.jsonl")) == 60
     second = [r for r in lines("data/preferences.jsonl") if r["margin"] == 2]
     for rec in second:
@@ -179,11 +180,11 @@ def test_judge_down_leaves_every_prompt_for_the_next_run(make_server: MakeServer
     failures = lines("data/failures.jsonl")
     assert [f["stage"] for f in failures] == ["preferences_judge"] * 2
     assert "connection refused" in failures[0]["error"] and "sk-test" not in result.output
-    assert len(candidate_bodies(server)) == 2
+    assert len(candidate_bodies(server)) == 1  # both candidates in one request (n = 2)
     result = cli(server, *args)
     assert result.exit_code == 0, result.output
     assert len(lines("data/preferences.jsonl")) == 1
-    assert len(candidate_bodies(server)) == 2  # the candidates came from the cache
+    assert len(candidate_bodies(server)) == 1  # the candidates came from the cache
     assert re.search(r"generator requests +0 sent, 2 from cache", result.stdout)
 
 
@@ -233,3 +234,36 @@ def test_completions_api_is_refused_before_any_request(make_server: MakeServer) 
     result = cli(server, "preferences", "--api", "completions")
     assert result.exit_code == 2 and "chat model" in result.stderr
     assert server.bodies() == []
+
+
+def records_by_id() -> dict[str, list[tuple[str, int | None]]]:
+    return {
+        r["id"]: [(c["text"], c["score"]) for c in r["candidates"]]
+        for r in lines("data/preferences.jsonl")
+    }
+
+
+@pytest.mark.parametrize("how", ["no-n", "refused", "ignored"])
+def test_candidates_one_by_one_are_the_same_candidates(make_server: MakeServer, how: str) -> None:
+    """Without `n` (--no-use-n, a server that refuses it, one that ignores it) each candidate
+    is its own request, and the records are those of one request with n."""
+    with_n = make_server()
+    rows = write_dataset(6)
+    assert cli(with_n, "preferences", "--no-progress").exit_code == 0
+    want = records_by_id()
+    Path("data/preferences.jsonl").unlink()
+    Path("data/cache.sqlite").unlink()
+    refusal = ParamRefusal("n", style="vllm") if how == "refused" else None
+    server = make_server(refuse_params=refusal)
+    flag = {"no-n": ["--no-use-n"], "refused": [], "ignored": ["--model", fakeprefs.IGNORES_N]}[how]
+    result = cli(server, "preferences", "--no-progress", *flag)
+    assert result.exit_code == 0, result.output
+    assert records_by_id() == want
+    # one request per candidate; a server that ignores n gave candidate 0 in its one choice
+    first = 1 if how == "ignored" else 0
+    alone = [b["seed"] for b in candidate_bodies(server) if "n" not in b]
+    assert sorted(alone) == sorted(list(range(first, 4)) * len(rows))
+    if how == "refused":
+        assert re.search(r"refused n +left out", result.stdout)
+    if how == "ignored":
+        assert re.search(r"refused n +asked one by one", result.stdout)

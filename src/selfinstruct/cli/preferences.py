@@ -31,6 +31,10 @@ def preferences_cmd(
         float, typer.Option(min=0.0, help="The candidates' sampling temperature.")
     ] = 0.8,
     max_tokens: Annotated[int, typer.Option(min=16, help="Longest candidate, in tokens.")] = 1024,
+    use_n: Annotated[
+        bool,
+        typer.Option(help="One request with `n` per prompt (one by one if the server refuses)."),
+    ] = True,
     pool: PoolOpt = Path("data"),
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeBaseUrlOpt = None,
@@ -43,7 +47,9 @@ def preferences_cmd(
     from selfinstruct.stages.preferences import PreferenceSettings, PreferencesJob, preferences
 
     judge = judge_settings(config, judge_model, judge_base_url, judge_api_key)
-    settings = PreferenceSettings(candidates, margin, temperature, max_tokens=max_tokens)
+    settings = PreferenceSettings(
+        candidates, margin, temperature, max_tokens=max_tokens, use_n=use_n
+    )
     job = PreferencesJob(open_pool(pool), llm, judge, settings, prompts, progress)
     print_preferences(preferences(job))
 

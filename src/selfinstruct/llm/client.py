@@ -16,7 +16,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import openai
@@ -51,6 +51,8 @@ MAX_RETRY_AFTER = 120.0
 UNREACHED_DELAY = 1.0
 # Later stages first when requests wait for a slot: work in progress drains before new work.
 PRIORITY = {"generate": 0, "classify": 1, "instances": 2}
+N = "n"  # several samples in one request (LLM.complete_n)
+IGNORED_N = "asked one by one (the server gave one choice for n)"
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,47 @@ class LLM:
         if cached is not None:
             self.usage.cached += 1
             return cached
+        return await self._fresh(req)
+
+    async def complete_n(self, reqs: list[Request]) -> list[Completion | None]:
+        """Samples of one prompt (requests that differ only in their seed): from the cache,
+        then what is missing in one request with `n` (each choice cached under its sample's
+        key, so a re-run finds it), and what that did not give one request at a time: a server
+        that refuses `n` has it left out from then on (params.py), one that ignores it gives
+        one choice and is asked one by one from then on."""
+        got = [self.cache.get(r.key) for r in reqs]
+        self.usage.cached += sum(g is not None for g in got)
+        missing = [k for k, g in enumerate(got) if g is None]
+        if len(missing) > 1 and N not in self.flow.dropped:
+            first = reqs[missing[0]]
+            multi = replace(first, body={**first.body, N: len(missing)})
+            self.check_budget()
+            self.flow.in_flight += 1
+            try:
+                choices = await self._with_retries(multi, [reqs[k].key for k in missing])
+            finally:
+                self.flow.in_flight -= 1
+            if choices is None:
+                return got  # failed after its retries: the caller asks again next run
+            if 1 == len(choices) < len(missing) and N not in self.flow.dropped:
+                self.flow.dropped[N] = IGNORED_N
+                self.usage.dropped.setdefault(N, IGNORED_N)
+            for k, choice in zip(missing, choices, strict=False):
+                got[k] = choice
+        rest = [k for k, g in enumerate(got) if g is None]
+        answers = await asyncio.gather(*(self._fresh(reqs[k]) for k in rest))
+        for k, answer in zip(rest, answers, strict=True):
+            got[k] = answer
+        return got
+
+    async def _fresh(self, req: Request) -> Completion | None:
         self.check_budget()
         self.flow.in_flight += 1
         try:
-            return await self._with_retries(req)
+            choices = await self._with_retries(req)
         finally:
             self.flow.in_flight -= 1
+        return choices[0] if choices else None
 
     def check_budget(self) -> None:
         """The caps count every stage of this invocation (they share one Flow)."""
@@ -133,11 +170,16 @@ class LLM:
         if s.max_cost is not None and f.cost is not None and f.cost >= s.max_cost:
             raise BudgetExhausted(f"reached --max-cost ${s.max_cost:.2f}")
 
-    async def _with_retries(self, req: Request) -> Completion | None:
+    async def _with_retries(
+        self, req: Request, keys: list[str] | None = None
+    ) -> list[Completion] | None:
+        """The reply's choices (one unless the body asks for `n`), each cached under its key
+        of `keys` (default: the request's); the first carries the reply's tokens and cost."""
+        keys = keys or [req.key]
         attempts = self.settings.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                completion = await self._attempt(req)
+                choices = await self._attempt(req)
             except RETRYABLE as e:
                 if attempt < attempts:
                     self._failed_attempt(e)
@@ -151,24 +193,27 @@ class LLM:
                     raise FatalAPIError(self._fatal_message(e)) from None
                 self._give_up(req, e, attempt)  # other 4xx: retrying will not help
                 return None
-            tokens = (completion.prompt_tokens, completion.completion_tokens)
-            spent = cost(self.prices, *tokens, completion.cached_tokens)
+            choices = choices[: len(keys)]
             request = {"body": req.body, "meta": req.meta}
-            await self.cache.aput(req.key, req.stage, request, completion, spent)
-            self.usage.add(completion, self.prices)
-            self.flow.spent(spent)
-            return completion
+            for key, completion in zip(keys, choices, strict=False):
+                tokens = (completion.prompt_tokens, completion.completion_tokens)
+                spent = cost(self.prices, *tokens, completion.cached_tokens)
+                await self.cache.aput(key, req.stage, request, completion, spent)
+                if completion is choices[0]:
+                    self.flow.spent(spent)  # one request; the others' cost is 0
+            self.usage.add(choices[0], self.prices)
+            return choices
         raise AssertionError("unreachable")
 
-    async def _attempt(self, req: Request) -> Completion:
+    async def _attempt(self, req: Request) -> list[Completion]:
         """One try, holding a slot of the adaptive limit only while on the wire."""
         limit = self.flow.limit
         async with limit.slot(PRIORITY.get(self.stage, 0)):
             started = time.monotonic()
-            completion = await self._send(req)
+            choices = await self._send(req)
         limit.succeeded(time.monotonic() - started, self.stage)
         self.flow.breaker.succeeded()
-        return completion
+        return choices
 
     def _failed_attempt(self, error: BaseException) -> None:
         name = describe(error)
@@ -177,7 +222,7 @@ class LLM:
             self.flow.limit.cut()
         self.flow.breaker.failed(self.redact(name), self.base_url, transport.unreachable(error))
 
-    async def _send(self, req: Request) -> Completion:
+    async def _send(self, req: Request) -> list[Completion]:
         """Post the body without the parameters the server refused; a 400 that refuses one
         more leaves it out of this and every later request of the run (llm/params.py)."""
         path = "/chat/completions" if self.settings.api == "chat" else "/completions"
@@ -187,7 +232,7 @@ class LLM:
                 for left_out in self.flow.dropped.keys() & req.body.keys():
                     self.usage.dropped.setdefault(left_out, self.flow.dropped[left_out])
             try:
-                return read_reply(await self.clients.post(path, body))
+                return read_choices(await self.clients.post(path, body))
             except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
                 name = params.refused(e.body, server_message(e), body)
                 if name is None:
@@ -258,21 +303,41 @@ def redact(text: str, secret: str) -> str:
 
 def read_reply(data: dict[str, Any]) -> Completion:
     """The text, finish reason and token counts of a chat or text completion."""
+    return read_choices(data)[0]
+
+
+def read_choices(data: dict[str, Any]) -> list[Completion]:
+    """Each choice of a completion in index order (one unless `n` was asked); the first
+    carries the reply's token counts, which cover all of them."""
     try:
-        choice = data["choices"][0]
-        message = choice.get("message")
-        text = (message.get("content") if message is not None else choice.get("text")) or ""
         usage = data.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
         # OpenAI, vLLM, Gemini, Groq...: prompt_tokens_details.cached_tokens; DeepSeek its own.
         cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-        return Completion(
-            text=str(text),
-            finish_reason=str(choice.get("finish_reason") or "stop"),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(cached),
+        tokens = (
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(cached),
         )
+        found = []
+        listed = data["choices"]
+        ordered = sorted(listed, key=lambda c: c.get("index") or 0) if len(listed) > 1 else listed
+        for k, choice in enumerate(ordered):
+            message = choice.get("message")
+            text = (message.get("content") if message is not None else choice.get("text")) or ""
+            prompt, completion, hit = tokens if k == 0 else (0, 0, 0)
+            found.append(
+                Completion(
+                    text=str(text),
+                    finish_reason=str(choice.get("finish_reason") or "stop"),
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    cached_tokens=hit,
+                )
+            )
+        if not found:
+            raise IndexError("no choices")
+        return found
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
         raise MalformedReply(f"not a completion: {type(e).__name__} {e}") from None
 

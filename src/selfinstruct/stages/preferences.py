@@ -3,12 +3,12 @@ dataset the generator writes `candidates` answers, the judge of `curate` scores 
 additive rubric (prompts/judge_additive.txt), and the best and the worst become a pair when
 their scores differ by at least `margin` (method/preference.py; docs/preferences.md).
 
-Each candidate is its own request (`seed` = its index, so each has its own cache key and a
-server that honours seeds gives the same candidates again); the judge's requests are curate's
-(`stages/judge.Judge`). Everything goes through the one LLM layer. One record per prompt and
-setting (generator, judge, candidates, margin) goes to POOL/preferences.jsonl; a prompt with a
-failed request is not recorded, so the next run asks for it again and the cache answers what
-was already paid for.
+Each candidate has its own request and cache key (`seed` = its index); the missing ones of a
+prompt are asked in one request with `n` where the server gives several choices, else one by
+one (`LLM.complete_n`). The judge's requests are curate's (`stages/judge.Judge`). Everything goes through the
+one LLM layer. One record per prompt and setting (generator, judge, candidates, margin) goes to
+POOL/preferences.jsonl; a prompt with a failed request is not recorded, so the next run asks
+for it again and the cache answers what was already paid for.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class PreferenceSettings:
     temperature: float = 0.8  # candidates must differ: sampled, never greedy
     top_p: float = 0.95
     max_tokens: int = 1024
+    use_n: bool = True  # one request with `n` for a prompt's candidates (LLM.complete_n)
 
 
 @dataclass(frozen=True)
@@ -102,15 +103,19 @@ class PreferenceWorker:
         return self.candidate(p, 0)
 
     async def ask(self, p: Prompt) -> list[Scored]:
-        async def one(k: int) -> Scored:
-            req = self.candidate(p, k)
-            got = await self.llm.complete(req)
+        reqs = [self.candidate(p, k) for k in range(self.settings.candidates)]
+        if self.settings.use_n:
+            answers = await self.llm.complete_n(reqs)
+        else:
+            answers = await every(self.llm.complete(req) for req in reqs)
+
+        async def judged(req: Request, got: Completion | None) -> Scored:
             if got is None:
                 return req, None, None
             item = Item.of(p.instruction, p.input, got.text.strip())
             return req, got, await self.judge.ask(item)
 
-        return await every(one(k) for k in range(self.settings.candidates))
+        return await every(judged(r, got) for r, got in zip(reqs, answers, strict=True))
 
     def record(self, p: Prompt, scored: list[Scored]) -> None:
         if any(
