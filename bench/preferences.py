@@ -43,7 +43,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=100, help="machine instructions")
     args = parser.parse_args()
     with FakeOpenAI() as server, tempfile.TemporaryDirectory() as tmp:
-        selfinstruct(server, tmp, "run", "--seeds", str(SEEDS), "-n", str(args.n), "--quiet")
+        selfinstruct(
+            server, tmp, "run", "--seeds", str(SEEDS), "-n", str(args.n), "--seed", "0", "--quiet"
+        )
         pool = Path(tmp) / "data"
         rows = [json.loads(line) for line in (pool / "dataset.jsonl").open(encoding="utf-8")]
         instructions = len({r["instruction"] for r in rows})

@@ -5,10 +5,10 @@ their scores differ by at least `margin` (method/preference.py; docs/preferences
 
 Each candidate has its own request and cache key (`seed` = its index); the missing ones of a
 prompt are asked in one request with `n` where the server gives several choices, else one by
-one (`LLM.complete_n`). The judge's requests are curate's (`stages/judge.Judge`). Everything goes through the
-one LLM layer. One record per prompt and setting (generator, judge, candidates, margin) goes to
-POOL/preferences.jsonl; a prompt with a failed request is not recorded, so the next run asks
-for it again and the cache answers what was already paid for.
+one (`LLM.complete_n`). The judge's requests are curate's (`stages/judge.Judge`). Everything
+goes through the one LLM layer. One record per prompt and setting (generator, judge,
+candidates, margin) goes to POOL/preferences.jsonl; a prompt with a failed request is not
+recorded, so the next run asks for it again and the cache answers what was already paid for.
 """
 
 from __future__ import annotations
