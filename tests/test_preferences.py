@@ -267,3 +267,34 @@ def test_candidates_one_by_one_are_the_same_candidates(make_server: MakeServer, 
         assert re.search(r"refused n +left out", result.stdout)
     if how == "ignored":
         assert re.search(r"refused n +asked one by one", result.stdout)
+
+
+def test_a_judge_that_scores_everything_alike_is_named(make_server: MakeServer) -> None:
+    def flat(body: dict[str, Any]) -> str:
+        if ADDITIVE_MARK in prompt_text(body):
+            return "Reason: fine.\nScore: 3"
+        return fakeprefs.reply(body) or ""
+
+    server = make_server(reply=flat)
+    write_dataset(12)
+    result = cli(server, "preferences", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "only 0 of 12 prompts gave a pair - 12 had candidates scored alike" in result.stdout
+    assert {r["outcome"] for r in lines("data/preferences.jsonl")} == {TIE}
+
+
+def test_max_requests_stops_and_the_next_run_finishes(make_server: MakeServer) -> None:
+    server = make_server()
+    write_dataset(5)
+    result = cli(
+        server, "preferences", "--no-progress", "--max-requests", "6", "--concurrency", "1"
+    )
+    assert result.exit_code == 3, result.output
+    assert "reached --max-requests 6" in result.output
+    assert len(server.bodies()) <= 6
+    done = len(lines("data/preferences.jsonl"))
+    assert done < 5
+    result = cli(server, "preferences", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(lines("data/preferences.jsonl")) == 5
+    assert f"({done} done before)" in result.stdout

@@ -30,6 +30,7 @@ from selfinstruct.models import Candidate, Preference, Usage, prompt_id
 from selfinstruct.stages.base import StageJob, StageReport, llm_session, run_worker
 from selfinstruct.stages.distill import check_api, user_turn
 from selfinstruct.stages.judge import Asked, Item, Judge
+from selfinstruct.stages.yields import preference_warnings
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import Completion
 from selfinstruct.store.pool import JsonlAppender, Pool, iter_jsonl
@@ -244,6 +245,10 @@ def preferences(job: PreferencesJob) -> PreferencesReport:
                 judge_entry = {"judge": judge.identity, "settings": judge_settings.public()}
                 manifest.record_stage(pool, JUDGE_STAGE, judge_entry, judged.usage)
         report.outcomes = outcomes(prompts, records(pool, setting))
+    if report.pending:
+        this_run = {name: report.counts[name] for name in OUTCOMES}
+        unscored = report.counts["unscored_candidates"]
+        report.warnings += preference_warnings(this_run, unscored)
     return report
 
 

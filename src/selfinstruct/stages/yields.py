@@ -102,3 +102,24 @@ def backtranslate_warnings(
             "try a larger model, or a higher [backtranslate] temperature"
         ]
     return []
+
+
+PAIRS_MIN = 0.25  # of the prompts `preferences` asked about: below, the judge tells too little
+
+
+def preference_warnings(outcomes: Mapping[str, int], unscored_answers: int) -> list[str]:
+    """`preferences`: most prompts without a pair (the judge scores all candidates alike, or
+    gives no score) say more about the judge than the data."""
+    prompts = sum(outcomes.values())
+    pairs = outcomes.get("pair", 0)
+    if prompts < MIN_SEEN or pairs >= PAIRS_MIN * prompts:
+        return []
+    ties = outcomes.get("tie", 0) + outcomes.get("margin", 0)
+    why = (
+        f"{ties} had candidates scored alike or too close: try more --candidates, a higher "
+        "--temperature or a stronger --judge-model"
+        if ties >= outcomes.get("unscored", 0)
+        else f"{unscored_answers} answers got no score: the judge likely ignores the rubric's "
+        "format; try a stronger --judge-model"
+    )
+    return [f"preferences: only {pairs} of {prompts} prompts gave a pair - {why}"]
