@@ -114,6 +114,9 @@ def test_preferences_pair_best_and_worst_and_rerun_asks_nothing(make_server: Mak
     # one request with n = 4 per prompt, sampled
     bodies = candidate_bodies(server)
     assert [(b["seed"], b["n"], b["temperature"]) for b in bodies] == [(0, 4, 0.8)] * 30
+    stages = json.loads(Path("data/run.json").read_text())["stages"]
+    assert stages["preferences"]["totals"]["requests"] == 30  # one paid request each, not 4
+    assert stages["preferences_judge"]["totals"]["requests"] == len(judge_bodies(server))
     judged = len(judge_bodies(server))
     assert judged >= 120  # one per candidate, and a retry for each reply without a score
     sent = len(server.bodies())

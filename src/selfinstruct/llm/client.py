@@ -195,13 +195,15 @@ class LLM:
                 return None
             choices = choices[: len(keys)]
             request = {"body": req.body, "meta": req.meta}
+            first = choices[0]  # it carries the reply's tokens: one request, paid once
+            spent = cost(
+                self.prices, first.prompt_tokens, first.completion_tokens, first.cached_tokens
+            )
             for key, completion in zip(keys, choices, strict=False):
-                tokens = (completion.prompt_tokens, completion.completion_tokens)
-                spent = cost(self.prices, *tokens, completion.cached_tokens)
-                await self.cache.aput(key, req.stage, request, completion, spent)
-                if completion is choices[0]:
-                    self.flow.spent(spent)  # one request; the others' cost is 0
-            self.usage.add(choices[0], self.prices)
+                paid = completion is first
+                await self.cache.aput(key, req.stage, request, completion, spent, paid=paid)
+            self.usage.add(first, self.prices)
+            self.flow.spent(spent)
             return choices
         raise AssertionError("unreachable")
 

@@ -68,9 +68,11 @@ class RequestCache:
         completion: Completion,
         cost: float | None,
         batched: bool = False,
+        paid: bool = True,
     ) -> None:
-        """Store a paid response and what it cost (None: unknown prices) in one transaction."""
-        insert(self.db, row(key, stage, request, completion, cost, batched))
+        """Store a paid response and what it cost (None: unknown prices) in one transaction;
+        `paid=False`: another choice of a reply already counted (`n`), no spend row."""
+        insert(self.db, row(key, stage, request, completion, cost, batched, paid))
 
     async def aput(
         self,
@@ -79,13 +81,15 @@ class RequestCache:
         request: dict[str, Any],
         completion: Completion,
         cost: float | None,
+        paid: bool = True,
     ) -> None:
         """`put`, committed on the writer thread when there is one: the event loop serves other
         replies meanwhile (in the loop, SQLite's commits take ~0.11 ms a reply, its checkpoints
         a few ms; the hand-off costs ~0.1 ms of CPU, worth it only on a busy loop)."""
         if self._writer is None:
-            return self.put(key, stage, request, completion, cost)
-        written = self._writer.submit(self._write, row(key, stage, request, completion, cost))
+            return self.put(key, stage, request, completion, cost, paid=paid)
+        values = row(key, stage, request, completion, cost, paid=paid)
+        written = self._writer.submit(self._write, values)
         # Shielded: a caller cancelled now (the grace period after Ctrl-C ran out) still leaves
         # the reply stored, so the next run uses it instead of buying it again.
         await asyncio.shield(asyncio.wrap_future(written))
@@ -156,11 +160,12 @@ def row(
     completion: Completion,
     cost: float | None,
     batched: bool = False,
+    paid: bool = True,
 ) -> Row:
     now = time.time()
     response = (key, stage, json.dumps(request), json.dumps(vars(completion)), now)
     tokens = (completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
-    return response, (stage, *tokens, cost, int(batched), now)
+    return response, (stage, *tokens, cost, int(batched), now) if paid else ()
 
 
 def insert(db: sqlite3.Connection, values: Row) -> None:
@@ -172,11 +177,12 @@ def insert(db: sqlite3.Connection, values: Row) -> None:
             " VALUES (?, ?, ?, ?, ?)",
             values[0],
         )
-        db.execute(
-            "INSERT INTO spend (stage, prompt_tokens, completion_tokens, cached_tokens, cost,"
-            " batched, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            values[1],
-        )
+        if values[1]:  # none for a reply's other choices (`n`): it was counted once
+            db.execute(
+                "INSERT INTO spend (stage, prompt_tokens, completion_tokens, cached_tokens, cost,"
+                " batched, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values[1],
+            )
     except BaseException:
         db.execute("ROLLBACK")
         raise
