@@ -301,3 +301,52 @@ def test_max_requests_stops_and_the_next_run_finishes(make_server: MakeServer) -
     assert result.exit_code == 0, result.output
     assert len(lines("data/preferences.jsonl")) == 5
     assert f"({done} done before)" in result.stdout
+
+
+def test_batch_mode_candidates_then_scores_and_nothing_twice(make_server: MakeServer) -> None:
+    server = make_server()
+    rows = write_dataset(5)
+    first = cli(server, "preferences", "--batch")
+    assert first.exit_code == 0, first.output
+    assert re.search(r"submitted +20\b", first.stdout)  # 5 prompts x 4 candidates, no n
+    assert lines("data/preferences.jsonl") == [] and candidate_bodies(server) == []
+    assert server.finish_batches()
+    second = cli(server, "preferences", "--batch")  # the candidates in; the judge's submitted
+    assert second.exit_code == 0, second.output
+    judged = {
+        (r["instruction"], r["input"], t) for r in rows for t, _ in expected(r)
+    }  # one judge request per distinct candidate
+    assert re.search(rf"submitted +{len(judged)}\b", second.stdout)
+    assert server.finish_batches()
+    retries = cli(server, "preferences", "--batch")  # the scores in; retries for none
+    assert retries.exit_code == 0, retries.output
+    while server.finish_batches():
+        assert cli(server, "preferences", "--batch").exit_code == 0
+    records = {r["id"]: r for r in lines("data/preferences.jsonl")}
+    assert len(records) == 5
+    for row in rows:
+        rec = records[prompt_id(row["instruction"], row["input"])]
+        assert [(c["text"], c["score"]) for c in rec["candidates"]] == expected(row)
+        assert rec["outcome"] == choose([s for _, s in expected(row)], 1).outcome
+    assert judge_bodies(server) == [] and candidate_bodies(server) == []  # nothing online
+    sent = len(server.bodies())  # the batches' uploads and creations
+    online = cli(server, "preferences", "--no-progress")
+    assert online.stdout.startswith("Nothing to do") and len(server.bodies()) == sent
+    stages = json.loads(Path("data/run.json").read_text())["stages"]
+    assert stages["preferences"]["totals"]["batched"] == 20
+    events = lines("data/batches.jsonl")
+    assert {e["stage"] for e in events} == {"preferences", "preferences_judge"}
+
+
+def test_batch_mode_with_a_judge_on_its_own_server(make_server: MakeServer) -> None:
+    generator, judge = make_server(), make_server()
+    write_dataset(3)
+    args = ("preferences", "--batch", "--candidates", "2", "--judge-base-url", judge.base_url)
+    for _ in range(5):
+        assert cli(generator, *args).exit_code == 0
+        generator.finish_batches()
+        judge.finish_batches()
+    assert len(lines("data/preferences.jsonl")) == 3
+    assert judge_bodies(generator) == [] and candidate_bodies(judge) == []
+    events = {e["stage"] for e in lines("data/batches.jsonl")}
+    assert events == {"preferences", "preferences_judge"}

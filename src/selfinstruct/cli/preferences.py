@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from selfinstruct.cli.base import PoolOpt, ProgressOpt, PromptsOpt, finish, llm_command, open_pool
+from selfinstruct.cli.base import (
+    BatchOpt,
+    PoolOpt,
+    ProgressOpt,
+    PromptsOpt,
+    finish,
+    llm_command,
+    open_pool,
+)
 from selfinstruct.cli.judge import JudgeApiKeyOpt, JudgeBaseUrlOpt, JudgeModelOpt, judge_settings
 from selfinstruct.cli.summary import table, usage_rows, warning_rows
 from selfinstruct.config import FileConfig, Settings
@@ -41,6 +49,7 @@ def preferences_cmd(
     judge_api_key: JudgeApiKeyOpt = None,
     prompts: PromptsOpt = None,
     progress: ProgressOpt = True,
+    batch: BatchOpt = False,
 ) -> None:
     """Preference pairs for DPO: candidates per dataset prompt, scored by the judge; then
     `export --format dpo`."""
@@ -51,10 +60,14 @@ def preferences_cmd(
         candidates, margin, temperature, max_tokens=max_tokens, use_n=use_n
     )
     job = PreferencesJob(open_pool(pool), llm, judge, settings, prompts, progress)
+    if batch:
+        from selfinstruct.pipeline.preferences_batch import advance_preferences
+
+        return print_preferences(advance_preferences(job), batch=True)
     print_preferences(preferences(job))
 
 
-def print_preferences(report: PreferencesReport) -> None:
+def print_preferences(report: PreferencesReport, batch: bool = False) -> None:
     o = report.outcomes
     share = f"{o['pair'] / report.total:.0%}" if report.total else "-"
     totals = [
@@ -64,7 +77,7 @@ def print_preferences(report: PreferencesReport) -> None:
         ("unscored", f"{o['unscored']} (fewer than two candidates with a score)"),
     ]
     head = [("generator", report.generator), ("judge", report.judge)]
-    if not report.pending:
+    if not (report.pending or batch):
         typer.echo(f"Nothing to do: all {report.total} prompts have their candidates scored.")
         return typer.echo(table(head + totals))
     done = f"{report.pending} prompts ({report.done_before} done before)"
@@ -73,6 +86,8 @@ def print_preferences(report: PreferencesReport) -> None:
         for k in ("pair", "tie", "margin", "unscored", "failed")
     )
     rows = [*head, ("this run", done), ("outcomes", counts)]
+    if batch:
+        rows += [(key, str(report.counts[key])) for key in ("submitted", "waiting")]
     rows += [
         ("unscored answers", str(report.counts["unscored_candidates"])),
         ("judge retried", str(report.counts["retried"])),

@@ -48,6 +48,7 @@ from selfinstruct.stages.evolve import STAGE as EVOLVE
 from selfinstruct.stages.evolve import EvolveJob, Evolver, templates
 from selfinstruct.stages.filter import FilterJob, FilterReport, write_dataset
 from selfinstruct.stages.generate import GenerateReport, Generator
+from selfinstruct.stages.preferences import JUDGE_STAGE as PREFERENCES_JUDGE
 from selfinstruct.store import manifest
 from selfinstruct.store.cache import Completion, RequestCache
 from selfinstruct.store.pool import JsonlAppender, Pool
@@ -180,9 +181,9 @@ class Batches:
 
     def open(self) -> list[BatchEvent]:
         """The open batches on the generator's server: the three stages' and those of
-        distill, backtranslate and evolve (the judge's are `curate --batch`'s, on the judge's
-        server: pipeline/judge_batch.py)."""
-        return [e for e in self.ledger.open() if e.stage != CURATE]
+        distill, backtranslate and evolve (the judge's are `curate --batch`'s and `preferences
+        --batch`'s, on the judge's server: pipeline/judge_batch.py, preferences_batch.py)."""
+        return [e for e in self.ledger.open() if e.stage not in (CURATE, PREFERENCES_JUDGE)]
 
     # -- collect: finished batches into the cache
 
