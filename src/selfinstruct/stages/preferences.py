@@ -81,7 +81,7 @@ Scored = tuple[Request, Completion | None, Asked[int] | None]
 
 
 class PreferenceWorker:
-    """Per prompt: the candidates, each judged as soon as it comes, then one record."""
+    """Per prompt: the candidates (LLM.complete_n), the judge's score of each, one record."""
 
     def __init__(
         self, llm: LLM, judge: Judge[int], settings: PreferenceSettings, pool: Pool
