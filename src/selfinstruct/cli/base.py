@@ -148,7 +148,9 @@ ShuffleOpt = Annotated[
     bool, typer.Option(help="Shuffle the records (with --seed).", show_default=OFF)
 ]
 ExportSeedOpt = Annotated[int, typer.Option(help="Seed for --shuffle and --varied-templates.")]
-SystemOpt = Annotated[str | None, typer.Option(help="System message (openai, dpo-chat).", show_default=NONE)]
+SystemOpt = Annotated[
+    str | None, typer.Option(help="System message (openai, dpo-chat).", show_default=NONE)
+]
 VariedTemplatesOpt = Annotated[
     bool,
     typer.Option(help="Vary the prompt wording per record (prompt-completion).", show_default=OFF),
