@@ -19,8 +19,16 @@ from selfinstruct.errors import InputError
 from selfinstruct.method.judging import parse_reason, parse_score
 from selfinstruct.method.prompts import Template, load_template
 from selfinstruct.models import Curation
-from selfinstruct.stages.base import StageJob, StageReport, llm_session, run_worker
-from selfinstruct.stages.judge import Asked, Item, Judge, JudgeWorker, unique, verdicts
+from selfinstruct.stages.base import StageReport, llm_session
+from selfinstruct.stages.judge import (
+    Asked,
+    Item,
+    Judge,
+    JudgeWorker,
+    run_judge,
+    unique,
+    verdicts,
+)
 from selfinstruct.store.pool import Pool, atomic_jsonl, iter_jsonl, write_atomic
 
 STAGE = "curate"
@@ -90,14 +98,7 @@ def judge_items(job: CurateJob, items: list[Item]) -> CurateReport:
         report = CurateReport(usage=llm.usage, judge=judge.identity, total=len(items))
         report.done_before = len(items) - len(pending)
         worker = JudgeWorker(judge, pool.curation, curation, report)
-        entry = {
-            STAGE: job.judge.model_dump(mode="json", exclude={"api_key"}),
-            "judge": judge.identity,
-            "prompts": {template.name: template.sha256},
-        }
-        stage = StageJob(pool, settings, job.judge, job.prompts, job.progress)
-        run_worker(stage, llm, worker, pending, entry)
-        report.counts["retried"] += judge.retried
+        run_judge(STAGE, job, llm, worker, pending)
     scored = verdicts(pool, pool.curation, Curation, judge.identity)
     report.scores = distribution(items, scored)
     unparsed = report.counts["unparsed"]

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from selfinstruct.config import JudgeSettings
 from selfinstruct.llm.client import LLM, Request
 from selfinstruct.method.prompts import Template
 from selfinstruct.models import Verdict, instance_id
-from selfinstruct.stages.base import StageReport
+from selfinstruct.stages.base import StageJob, StageReport, run_worker
 from selfinstruct.store.cache import Completion
 from selfinstruct.store.pool import JsonlAppender, Pool
 
@@ -155,6 +155,31 @@ class JudgeWorker(Generic[T, V]):
         record = self.verdict(item, asked, common)
         self.out.append(record)
         self.on_done(record)
+
+
+class JudgedJob(Protocol):
+    """What a rubric's command asks of its job (CurateJob, ReviewJob)."""
+
+    pool: Pool
+    judge: JudgeSettings
+    prompts: Path | None
+    progress: bool
+
+
+def run_judge(
+    stage: str, job: JudgedJob, llm: LLM, worker: JudgeWorker[Any, Any], pending: list[Item]
+) -> None:
+    """Run a rubric's worker over `pending` (run_worker: progress, request window, signals),
+    recording the stage with the judge's settings, identity and prompt."""
+    judge = worker.judge
+    entry = {
+        stage: job.judge.model_dump(mode="json", exclude={"api_key"}),
+        "judge": judge.identity,
+        "prompts": {judge.rubric.name: judge.rubric.sha256},
+    }
+    stage_job = StageJob(job.pool, llm.settings, job.judge, job.prompts, job.progress)
+    run_worker(stage_job, llm, worker, pending, entry)
+    worker.report.counts["retried"] += judge.retried
 
 
 def verdicts(pool: Pool, path: Path, model: type[V], judge: str) -> dict[str, V]:

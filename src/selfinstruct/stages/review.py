@@ -21,9 +21,17 @@ from selfinstruct.config import JudgeSettings, Settings
 from selfinstruct.method.judging import parse_answers, wilson
 from selfinstruct.method.prompts import load_template
 from selfinstruct.models import Review
-from selfinstruct.stages.base import StageJob, StageReport, llm_session, run_worker
+from selfinstruct.stages.base import StageReport, llm_session
 from selfinstruct.stages.curate import read_alpaca
-from selfinstruct.stages.judge import Asked, Item, Judge, JudgeWorker, unique, verdicts
+from selfinstruct.stages.judge import (
+    Asked,
+    Item,
+    Judge,
+    JudgeWorker,
+    run_judge,
+    unique,
+    verdicts,
+)
 from selfinstruct.store import manifest
 from selfinstruct.store.pool import Pool, write_atomic
 
@@ -129,14 +137,7 @@ def review(job: ReviewJob) -> ReviewReport:
         report = ReviewReport(usage=llm.usage, judge=judge.identity)
         report.done_before = len(todo) - len(pending)
         worker = JudgeWorker(judge, pool.review, review_record, report)
-        entry = {
-            STAGE: job.judge.model_dump(mode="json", exclude={"api_key"}),
-            "judge": judge.identity,
-            "prompts": {template.name: template.sha256},
-        }
-        stage = StageJob(pool, settings, job.judge, job.prompts, job.progress)
-        run_worker(stage, llm, worker, pending, entry)
-        report.counts["retried"] += judge.retried
+        run_judge(STAGE, job, llm, worker, pending)
         found = verdicts(pool, pool.review, Review, judge.identity)
         for path, items in zip(job.datasets, samples, strict=True):
             report.columns.append({"dataset": str(path), **table(items, found)})
