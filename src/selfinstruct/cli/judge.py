@@ -206,8 +206,9 @@ def review_cmd(
     from selfinstruct.store.pool import Pool
 
     judge = judge_settings(config, judge_model, judge_base_url, judge_api_key)
-    datasets = [dataset or (pool / "dataset.jsonl")] + ([compare] if compare else [])
-    job = ReviewJob(Pool(pool), llm, judge, datasets, sample, seed, prompts, progress)
+    reviewed = Pool(pool)
+    datasets = [dataset or reviewed.dataset] + ([compare] if compare else [])
+    job = ReviewJob(reviewed, llm, judge, datasets, sample, seed, prompts, progress)
     report = review(job)
     typer.echo(review_table(report.columns) + "\n")
     rows = [("judge", report.judge)]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from selfinstruct.clock import now
 from selfinstruct.errors import ConfigError, SelfInstructError
 
 INSTALL = "pip install -e '.[local]'"
@@ -185,8 +186,7 @@ class LocalServer:
         cmd = self.command()
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            log.write(f"--- {stamp} selfinstruct: {' '.join(cmd)}\n".encode())
+            log.write(f"--- {now()} selfinstruct: {' '.join(cmd)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
                 cmd,
